@@ -1,0 +1,1 @@
+//! Feature front ends: audio samples -> frames of spectral features.

@@ -1,0 +1,1 @@
+//! Reading and writing `.npy` arrays (little-endian float32, C order).

@@ -1,0 +1,1 @@
+//! Minimal, dependency-free reading of ONNX model files.
