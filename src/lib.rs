@@ -1,10 +1,13 @@
 //! seqrec: real-time sequence recognition on audio and video.
 #![warn(missing_docs)]
 
+pub mod bundle;
 pub mod error;
 pub mod features;
 pub mod npy;
 pub mod onnx;
+pub mod runtime;
+pub mod sequence;
 pub mod source;
 
 pub use error::{Error, Result};

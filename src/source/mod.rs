@@ -1,1 +1,5 @@
 //! Sources: where samples come from (files, microphone, synthetic).
+
+pub mod file;
+
+pub use file::{AudioFile, read_all};

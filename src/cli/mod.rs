@@ -1,0 +1,28 @@
+//! Subcommands. Each lives in its own file; this one only dispatches.
+
+mod features;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Real-time sequence recognition on audio and video.
+#[derive(Debug, Parser)]
+#[command(name = "seqrec", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Extract log-mel / MFCC features of an audio file into a .npy array [frames, bins].
+    Features(features::Args),
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Features(a) => features::run(a),
+    }
+}

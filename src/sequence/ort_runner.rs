@@ -1,0 +1,403 @@
+//! The generic ONNX Runtime runner: any model whose state goes in and out as
+//! tensors.
+//!
+//! The state pairs (`h0=hn`, `state=stateN`, ...) and constant extra inputs
+//! (`sr=16000`) are declared, by the bundle manifest or on the command line;
+//! the remaining input is the per-step input and the first remaining output is
+//! the result. Two input layouts are recognised:
+//!
+//! * 3-D `[T, 1, I]` (time-major, batch 1, as `torch.onnx.export` writes
+//!   recurrent models): a whole chunk goes in one call;
+//! * 2-D `[1, I]` (one window per call, e.g. Silero VAD's 576 samples): one
+//!   call per frame, state carried between calls.
+//!
+//! Each stream owns its `Session` (`run` takes `&mut self`), so make one
+//! stream per worker thread and [`Stream::reset`] it between inputs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use ort::session::{Session, SessionInputValue};
+use ort::value::{TensorElementType, TensorRef, ValueType};
+
+use super::{State, StateTensor, Stream};
+use crate::bundle::ConstantValue;
+use crate::runtime::{self, SessionOptions};
+use crate::{Error, Result};
+
+/// What the ort backend needs to know beyond the ONNX file.
+#[derive(Debug, Clone, Default)]
+pub struct OrtSpec {
+    /// `[input, output]` state pairs.
+    pub state: Vec<[String; 2]>,
+    /// Constant extra inputs.
+    pub constants: BTreeMap<String, ConstantValue>,
+    /// The per-step input (default: the first input that is neither state nor constant).
+    pub input: Option<String>,
+    /// The output to return (default: the first output that is not a state).
+    pub output: Option<String>,
+    /// Session options.
+    pub session: SessionOptions,
+}
+
+#[derive(Debug, Clone)]
+struct StateSlot {
+    input: String,
+    output: String,
+    shape: Vec<usize>,
+}
+
+/// A model run by ONNX Runtime: the resolved input/output layout. Shared by
+/// streams; each [`OrtStream`] builds its own session.
+#[derive(Debug)]
+pub struct OrtModel {
+    path: PathBuf,
+    spec: OrtSpec,
+    input: String,
+    output: String,
+    input_size: usize,
+    output_size: usize,
+    /// Rank of the per-step input: 3 (`[T,1,I]`, chunk per call) or 2 (`[1,I]`, frame per call).
+    input_rank: usize,
+    states: Vec<StateSlot>,
+    /// Constants with the rank ONNX Runtime expects (0 = scalar, 1 = `[1]`).
+    constants: Vec<(String, ConstantValue, usize)>,
+}
+
+fn shape_of(vt: &ValueType) -> Option<Vec<i64>> {
+    vt.tensor_shape().map(|s| s.to_vec())
+}
+
+impl OrtModel {
+    /// Opens `path` with ONNX Runtime and checks the declared names and shapes.
+    ///
+    /// # Errors
+    /// [`Error::RuntimeMissing`], [`Error::InvalidModel`] if ONNX Runtime
+    /// rejects the file, [`Error::InvalidConfig`] for an unknown name or an
+    /// unusable shape (the message lists the model's inputs and outputs).
+    pub fn load(path: &Path, spec: OrtSpec) -> Result<OrtModel> {
+        let session = runtime::session(path, spec.session)?;
+        let ins: Vec<(String, ValueType)> = session
+            .inputs()
+            .iter()
+            .map(|o| (o.name().to_string(), o.dtype().clone()))
+            .collect();
+        let outs: Vec<(String, ValueType)> = session
+            .outputs()
+            .iter()
+            .map(|o| (o.name().to_string(), o.dtype().clone()))
+            .collect();
+        let listing = || {
+            let fmt = |v: &[(String, ValueType)]| {
+                v.iter()
+                    .map(|(n, t)| format!("{n} {:?}", shape_of(t).unwrap_or_default()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            format!(
+                "{}: inputs [{}], outputs [{}]",
+                path.display(),
+                fmt(&ins),
+                fmt(&outs)
+            )
+        };
+        let find = |v: &[(String, ValueType)], name: &str, what: &str| {
+            v.iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, t)| t.clone())
+                .ok_or_else(|| {
+                    Error::config(what, format!("no {what} named `{name}` in {}", listing()))
+                })
+        };
+        let mut states = Vec::new();
+        for [i, o] in &spec.state {
+            let ti = find(&ins, i, "input")?;
+            find(&outs, o, "output")?;
+            let shape = shape_of(&ti).ok_or_else(|| {
+                Error::config("state", format!("state input `{i}` is not a tensor"))
+            })?;
+            if ti.tensor_type() != Some(TensorElementType::Float32) {
+                return Err(Error::config(
+                    "state",
+                    format!("state input `{i}` is not float32"),
+                ));
+            }
+            // Dynamic axes (batch) are 1 for a single stream.
+            let shape = shape
+                .iter()
+                .map(|&d| if d < 0 { 1 } else { d as usize })
+                .collect();
+            states.push(StateSlot {
+                input: i.clone(),
+                output: o.clone(),
+                shape,
+            });
+        }
+        let mut constants = Vec::new();
+        for (name, v) in &spec.constants {
+            let t = find(&ins, name, "input")?;
+            let rank = shape_of(&t).map_or(0, |s| s.len());
+            let ok = match v {
+                ConstantValue::Int(_) => t.tensor_type() == Some(TensorElementType::Int64),
+                ConstantValue::Float(_) => t.tensor_type() == Some(TensorElementType::Float32),
+            };
+            if !ok || rank > 1 {
+                return Err(Error::config(
+                    "constants",
+                    format!(
+                        "`{name}` must be an int64 or float32 scalar input ({})",
+                        listing()
+                    ),
+                ));
+            }
+            constants.push((name.clone(), v.clone(), rank));
+        }
+        let is_state_in = |n: &str| spec.state.iter().any(|[i, _]| i == n);
+        let is_state_out = |n: &str| spec.state.iter().any(|[_, o]| o == n);
+        let input = match &spec.input {
+            Some(n) => n.clone(),
+            None => ins
+                .iter()
+                .map(|(n, _)| n)
+                .find(|n| !is_state_in(n) && !spec.constants.contains_key(*n))
+                .cloned()
+                .ok_or_else(|| {
+                    Error::config("input", format!("no free input left ({})", listing()))
+                })?,
+        };
+        let output = match &spec.output {
+            Some(n) => n.clone(),
+            None => outs
+                .iter()
+                .map(|(n, _)| n)
+                .find(|n| !is_state_out(n))
+                .cloned()
+                .ok_or_else(|| {
+                    Error::config("output", format!("no free output left ({})", listing()))
+                })?,
+        };
+        let in_shape = shape_of(&find(&ins, &input, "input")?).unwrap_or_default();
+        let out_shape = shape_of(&find(&outs, &output, "output")?).unwrap_or_default();
+        let undeclared: Vec<&String> = ins
+            .iter()
+            .map(|(n, _)| n)
+            .filter(|n| **n != input && !is_state_in(n) && !spec.constants.contains_key(*n))
+            .collect();
+        if !undeclared.is_empty() {
+            return Err(Error::config(
+                "state",
+                format!(
+                    "inputs {undeclared:?} are neither the step input, a state (--state IN=OUT) nor a constant ({})",
+                    listing()
+                ),
+            ));
+        }
+        let last = |s: &[i64], what: &str| match s.last() {
+            Some(&d) if d > 0 => Ok(d as usize),
+            _ => Err(Error::config(
+                what,
+                format!(
+                    "the last axis of `{what}` must have a fixed size ({})",
+                    listing()
+                ),
+            )),
+        };
+        let input_rank = in_shape.len();
+        if !(input_rank == 2 || input_rank == 3) {
+            return Err(Error::config(
+                "input",
+                format!("`{input}` must be [T, 1, I] or [1, I] ({})", listing()),
+            ));
+        }
+        Ok(OrtModel {
+            path: path.to_path_buf(),
+            input_size: last(&in_shape, &input)?,
+            output_size: last(&out_shape, &output)?,
+            input,
+            output,
+            input_rank,
+            states,
+            constants,
+            spec,
+        })
+    }
+
+    /// Values per input frame.
+    pub fn input_size(&self) -> usize {
+        self.input_size
+    }
+
+    /// Values per output frame.
+    pub fn output_size(&self) -> usize {
+        self.output_size
+    }
+
+    /// A new stream with its own session, in the initial (zero) state.
+    ///
+    /// # Errors
+    /// [`Error::InvalidModel`] if the session cannot be built.
+    pub fn stream(self: &std::sync::Arc<Self>) -> Result<OrtStream> {
+        let session = runtime::session(&self.path, self.spec.session)?;
+        Ok(OrtStream {
+            model: std::sync::Arc::clone(self),
+            session,
+            state: self
+                .states
+                .iter()
+                .map(|s| vec![0.0; s.shape.iter().product()])
+                .collect(),
+        })
+    }
+}
+
+/// One stream on an [`OrtModel`], with its own session and state.
+pub struct OrtStream {
+    model: std::sync::Arc<OrtModel>,
+    session: Session,
+    state: Vec<Vec<f32>>,
+}
+
+impl std::fmt::Debug for OrtStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OrtStream")
+            .field("model", &self.model)
+            .finish()
+    }
+}
+
+impl OrtStream {
+    /// One ONNX Runtime call on `t` frames.
+    fn call(&mut self, frames: &[f32], t: usize, out: &mut Vec<f32>) -> Result<()> {
+        let m = &*self.model;
+        let shape: Vec<i64> = if m.input_rank == 3 {
+            vec![t as i64, 1, m.input_size as i64]
+        } else {
+            vec![t as i64, m.input_size as i64]
+        };
+        let mut inputs: Vec<(String, SessionInputValue<'_>)> =
+            Vec::with_capacity(1 + m.states.len() + m.constants.len());
+        inputs.push((
+            m.input.clone(),
+            TensorRef::from_array_view((shape, frames))?.into(),
+        ));
+        for (slot, data) in m.states.iter().zip(&self.state) {
+            inputs.push((
+                slot.input.clone(),
+                TensorRef::from_array_view((slot.shape.clone(), data.as_slice()))?.into(),
+            ));
+        }
+        for (name, v, rank) in &m.constants {
+            let shape: Vec<i64> = vec![1; *rank];
+            let value: SessionInputValue<'_> = match v {
+                ConstantValue::Int(i) => ort::value::Tensor::from_array((shape, vec![*i]))?.into(),
+                ConstantValue::Float(f) => {
+                    ort::value::Tensor::from_array((shape, vec![*f as f32]))?.into()
+                }
+            };
+            inputs.push((name.clone(), value));
+        }
+        let outputs = self.session.run(inputs)?;
+        let (_, y) = outputs[m.output.as_str()].try_extract_tensor::<f32>()?;
+        if y.len() != t * m.output_size {
+            return Err(Error::Shape(format!(
+                "{}: output `{}` has {} values for {t} frames; expected {} per frame",
+                m.path.display(),
+                m.output,
+                y.len(),
+                m.output_size
+            )));
+        }
+        out.extend_from_slice(y);
+        for (slot, data) in m.states.iter().zip(self.state.iter_mut()) {
+            let (_, s) = outputs[slot.output.as_str()].try_extract_tensor::<f32>()?;
+            if s.len() != data.len() {
+                return Err(Error::Shape(format!(
+                    "{}: state output `{}` has {} values, its input `{}` takes {}",
+                    m.path.display(),
+                    slot.output,
+                    s.len(),
+                    slot.input,
+                    data.len()
+                )));
+            }
+            data.copy_from_slice(s);
+        }
+        Ok(())
+    }
+}
+
+impl Stream for OrtStream {
+    fn input_size(&self) -> usize {
+        self.model.input_size
+    }
+
+    fn output_size(&self) -> usize {
+        self.model.output_size
+    }
+
+    fn process(&mut self, frames: &[f32], out: &mut Vec<f32>) -> Result<()> {
+        let i = self.model.input_size;
+        if frames.len() % i != 0 {
+            return Err(Error::Shape(format!(
+                "input of {} values is not a whole number of {i}-value frames",
+                frames.len()
+            )));
+        }
+        let t = frames.len() / i;
+        if t == 0 {
+            return Ok(());
+        }
+        if self.model.input_rank == 3 {
+            self.call(frames, t, out)
+        } else {
+            for f in frames.chunks_exact(i) {
+                self.call(f, 1, out)?;
+            }
+            Ok(())
+        }
+    }
+
+    fn reset(&mut self) {
+        for s in &mut self.state {
+            s.fill(0.0);
+        }
+    }
+
+    fn snapshot(&self) -> State {
+        State {
+            tensors: self
+                .model
+                .states
+                .iter()
+                .zip(&self.state)
+                .map(|(slot, data)| StateTensor {
+                    input: slot.input.clone(),
+                    output: slot.output.clone(),
+                    shape: slot.shape.clone(),
+                    data: data.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    fn restore(&mut self, state: &State) -> Result<()> {
+        if state.tensors.len() != self.state.len()
+            || state
+                .tensors
+                .iter()
+                .zip(&self.state)
+                .any(|(t, s)| t.data.len() != s.len())
+        {
+            return Err(Error::Shape(format!(
+                "state does not fit {}: expected {} tensors of sizes {:?}",
+                self.model.path.display(),
+                self.state.len(),
+                self.state.iter().map(Vec::len).collect::<Vec<_>>()
+            )));
+        }
+        for (t, s) in state.tensors.iter().zip(self.state.iter_mut()) {
+            s.copy_from_slice(&t.data);
+        }
+        Ok(())
+    }
+}
