@@ -348,7 +348,7 @@ fn resampling_44k_to_16k_keeps_a_1khz_tone_at_1khz_and_time_aligned() {
     // Sample-accurate time alignment: a one-sample shift would give errors of ~0.2 here.
     let ideal: Vec<f64> = (0..x.len()).map(|i| chan(1, i as f64 / 16000.0)).collect();
     let err = max_abs_diff(&x[100..3100], &ideal[100..3100]);
-    assert!(err < 2e-3, "max deviation from the ideal 1 kHz sine: {err}");
+    assert!(err < 5e-4, "max deviation from the ideal 1 kHz sine: {err}");
 }
 
 #[test]
@@ -358,7 +358,7 @@ fn resampled_44k_stereo_matches_the_native_16k_file() {
     assert_eq!(resampled.len(), native.len());
     let native64: Vec<f64> = native.iter().map(|&v| f64::from(v)).collect();
     let err = max_abs_diff(&resampled[100..3100], &native64[100..3100]);
-    assert!(err < 2e-3, "max deviation {err}");
+    assert!(err < 5e-4, "max deviation {err}");
 }
 
 #[test]
@@ -368,7 +368,7 @@ fn upsampling_16k_to_44k_matches_the_native_44k_file() {
     let native = read_all(fx("stereo_44100_f32.wav"), 44100).unwrap();
     let native64: Vec<f64> = native.iter().map(|&v| f64::from(v)).collect();
     let err = max_abs_diff(&up[300..8500], &native64[300..8500]);
-    assert!(err < 2e-3, "max deviation {err}");
+    assert!(err < 5e-4, "max deviation {err}");
 }
 
 #[test]
@@ -442,6 +442,31 @@ fn chunked_reading_equals_read_all() {
         assert_eq!(&out[1..], &whole[..], "{name} -> {target}");
         assert_eq!(f.skipped_packets(), 0);
     }
+}
+
+#[test]
+fn plain_wave_format_headers_decode_exactly() {
+    // The float and 24/32-bit fixtures use WAVE_FORMAT_EXTENSIBLE (as ffmpeg writes them); these
+    // use the plain tags: 1 (PCM) and 3 (IEEE float), mono so the output is bit-exact.
+    let dir = tempfile::tempdir().unwrap();
+    let floats: Vec<f32> = (0..1000).map(|i| ((i as f32) * 0.01).sin() * 0.9).collect();
+    let data: Vec<u8> = floats.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let p = write(&dir, "plain_f32.wav", &wav_bytes(3, 1, 8000, 32, &data));
+    assert_eq!(read_all(&p, 8000).unwrap(), floats);
+
+    let ints: Vec<i32> = (0..1000).map(|i| (i - 500) * 16_000).collect();
+    let data: Vec<u8> = ints
+        .iter()
+        .flat_map(|&v| v.to_le_bytes()[..3].to_vec())
+        .collect();
+    let p = write(&dir, "plain_s24.wav", &wav_bytes(1, 1, 8000, 24, &data));
+    let expected: Vec<f32> = ints.iter().map(|&v| v as f32 / 8_388_608.0).collect();
+    assert_eq!(read_all(&p, 8000).unwrap(), expected);
+
+    let bytes: Vec<u8> = (0..=255).collect();
+    let p = write(&dir, "plain_u8.wav", &wav_bytes(1, 1, 8000, 8, &bytes));
+    let expected: Vec<f32> = (0..=255).map(|v| (v as f32 - 128.0) / 128.0).collect();
+    assert_eq!(read_all(&p, 8000).unwrap(), expected);
 }
 
 #[test]
@@ -774,11 +799,14 @@ proptest! {
         ..ProptestConfig::default()
     })]
 
-    /// Arbitrary bytes, with or without a plausible WAV header in front, never panic or hang:
-    /// they decode or give a typed error naming the file.
+    /// Arbitrary bytes, alone, behind a plausible (or lying) WAV header, or after the start of a
+    /// real FLAC/MP3/OGG file, never panic or hang: they decode or give a typed error naming the
+    /// file.
     #[test]
     fn arbitrary_bytes_never_panic(
-        header in prop::sample::select(vec![0usize, 1, 2]),
+        header in prop::sample::select(vec![0usize, 1, 2, 3]),
+        fixture in prop::sample::select(vec!["stereo_44100.flac", "stereo_44100.mp3", "stereo_44100.ogg"]),
+        keep in 0usize..4000,
         channels in 0u16..4,
         rate in prop::sample::select(vec![0u32, 1, 8000, 44100, u32::MAX]),
         bits in prop::sample::select(vec![0u16, 8, 12, 16, 24, 32, 64]),
@@ -789,6 +817,13 @@ proptest! {
         let bytes = match header {
             0 => body.clone(),
             1 => wav_bytes(tag, channels, rate, bits, &body),
+            3 => {
+                // The start of a real FLAC/MP3/OGG file followed by garbage.
+                let mut b = std::fs::read(fx(fixture)).unwrap();
+                b.truncate(keep);
+                b.extend_from_slice(&body);
+                b
+            }
             _ => {
                 // Valid header, lying data length.
                 let mut b = wav_bytes(1, 2, 16000, 16, &body);
@@ -803,5 +838,54 @@ proptest! {
                 Err(e) => prop_assert!(e.to_string().contains("fuzz.wav"), "{}", e),
             }
         }
+    }
+}
+
+/// Peak resident memory of this process (Linux), in kB.
+fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+#[ignore = "writes a 106 MB WAV (20 min at 44.1 kHz) and decodes it; run with --ignored"]
+fn long_file_streams_in_bounded_memory() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("long.wav");
+    let frames: usize = 44100 * 60 * 20;
+    let data_len = (frames * 2) as u32;
+    let mut header = wav_bytes(1, 1, 44100, 16, &[]);
+    header[4..8].copy_from_slice(&(36 + data_len).to_le_bytes());
+    header[40..44].copy_from_slice(&data_len.to_le_bytes());
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&p).unwrap());
+    w.write_all(&header).unwrap();
+    for i in 0..frames {
+        let x = 0.5 * (2.0 * PI * 1000.0 * (i % 44100) as f64 / 44100.0).sin();
+        w.write_all(&((x * 32767.0) as i16).to_le_bytes()).unwrap();
+    }
+    drop(w);
+
+    let before = peak_rss_kb();
+    let mut f = AudioFile::open(&p, 16000).unwrap();
+    let mut chunk = Vec::new();
+    let mut total = 0;
+    loop {
+        chunk.clear();
+        let n = f.read_chunk(&mut chunk).unwrap();
+        if n == 0 {
+            break;
+        }
+        total += n;
+    }
+    assert_eq!(total, frames * 16000 / 44100);
+    if let (Some(before), Some(after)) = (before, peak_rss_kb()) {
+        // The decoded output alone would be 77 MB; streaming must stay far below that.
+        assert!(
+            after - before < 32 * 1024,
+            "peak RSS grew by {} kB",
+            after - before
+        );
     }
 }

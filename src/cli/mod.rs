@@ -1,6 +1,7 @@
 //! Subcommands. Each lives in its own file; this one only dispatches.
 
 mod features;
+mod sequence;
 
 use std::process::ExitCode;
 
@@ -18,11 +19,15 @@ pub struct Cli {
 enum Command {
     /// Extract log-mel / MFCC features of an audio file into a .npy array [frames, bins].
     Features(features::Args),
+    /// Run a recurrent model (RNN/LSTM/GRU, or any stateful ONNX model) over a
+    /// feature array, carrying its state across chunks.
+    Sequence(sequence::Args),
 }
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Features(a) => features::run(a),
+        Command::Sequence(a) => sequence::run(a),
     }
 }

@@ -106,37 +106,151 @@ impl Isa {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx512f,fma")]
-unsafe fn gemm_avx512(
-    a: &[f32],
-    lda: usize,
-    m: usize,
-    k: usize,
-    b: &[f32],
-    n: usize,
-    c: &mut [f32],
-    ldc: usize,
-) {
-    gemm_generic::<true, 4, 64>(a, lda, m, k, b, n, c, ldc)
+/// Hand-vectorised kernels for x86-64. Register tiles of 4 rows x 4 vectors
+/// (16 independent accumulators) for many rows, strips of 8 vectors for a
+/// single row (8 independent FMA chains, so batch-1 steps are not bound by FMA
+/// latency); the scalar tail uses `mul_add`, the same fused operation, so every
+/// element sees the same rounding wherever it falls.
+macro_rules! simd_gemm {
+    ($name:ident, $row:ident, $feat:literal, $vec:ty, $lanes:expr, $load:ident, $store:ident, $set1:ident, $fmadd:ident) => {
+        #[cfg(target_arch = "x86_64")]
+        #[allow(clippy::too_many_arguments)]
+        #[target_feature(enable = $feat)]
+        unsafe fn $name(
+            a: &[f32],
+            lda: usize,
+            m: usize,
+            k: usize,
+            b: &[f32],
+            n: usize,
+            c: &mut [f32],
+            ldc: usize,
+        ) {
+            use std::arch::x86_64::*;
+            const L: usize = $lanes;
+            const TC: usize = 4 * L;
+            let (ap, bp, cp) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
+            let mut i0 = 0;
+            while i0 + 4 <= m {
+                let mut j0 = 0;
+                while j0 + TC <= n {
+                    // SAFETY: the caller checked a, b, c cover (m, k, n) with strides lda, ldc.
+                    unsafe {
+                        let mut acc: [[$vec; 4]; 4] = [[$set1(0.0); 4]; 4];
+                        for r in 0..4 {
+                            for v in 0..4 {
+                                acc[r][v] = $load(cp.add((i0 + r) * ldc + j0 + v * L));
+                            }
+                        }
+                        for kk in 0..k {
+                            let brow = bp.add(kk * n + j0);
+                            let bv = [
+                                $load(brow),
+                                $load(brow.add(L)),
+                                $load(brow.add(2 * L)),
+                                $load(brow.add(3 * L)),
+                            ];
+                            for r in 0..4 {
+                                let av = $set1(*ap.add((i0 + r) * lda + kk));
+                                for v in 0..4 {
+                                    acc[r][v] = $fmadd(av, bv[v], acc[r][v]);
+                                }
+                            }
+                        }
+                        for r in 0..4 {
+                            for v in 0..4 {
+                                $store(cp.add((i0 + r) * ldc + j0 + v * L), acc[r][v]);
+                            }
+                        }
+                    }
+                    j0 += TC;
+                }
+                if j0 < n {
+                    for r in 0..4 {
+                        // SAFETY: as above.
+                        unsafe {
+                            $row(ap.add((i0 + r) * lda), k, bp, n, j0, cp.add((i0 + r) * ldc))
+                        };
+                    }
+                }
+                i0 += 4;
+            }
+            for i in i0..m {
+                // SAFETY: as above.
+                unsafe { $row(ap.add(i * lda), k, bp, n, 0, cp.add(i * ldc)) };
+            }
+        }
+
+        /// One row of `A` (`k` values at `a`) against columns `j0..n` of `B` into `c`.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $feat)]
+        unsafe fn $row(a: *const f32, k: usize, b: *const f32, n: usize, j0: usize, c: *mut f32) {
+            use std::arch::x86_64::*;
+            const L: usize = $lanes;
+            const W: usize = 8 * L;
+            let mut j = j0;
+            // SAFETY: the caller guarantees a has k values, b is k x n, c has n values.
+            unsafe {
+                while j + W <= n {
+                    let mut acc: [$vec; 8] = [$set1(0.0); 8];
+                    for v in 0..8 {
+                        acc[v] = $load(c.add(j + v * L));
+                    }
+                    for kk in 0..k {
+                        let av = $set1(*a.add(kk));
+                        let brow = b.add(kk * n + j);
+                        for v in 0..8 {
+                            acc[v] = $fmadd(av, $load(brow.add(v * L)), acc[v]);
+                        }
+                    }
+                    for v in 0..8 {
+                        $store(c.add(j + v * L), acc[v]);
+                    }
+                    j += W;
+                }
+                while j + L <= n {
+                    let mut acc = $load(c.add(j));
+                    for kk in 0..k {
+                        acc = $fmadd($set1(*a.add(kk)), $load(b.add(kk * n + j)), acc);
+                    }
+                    $store(c.add(j), acc);
+                    j += L;
+                }
+                while j < n {
+                    let mut x = *c.add(j);
+                    for kk in 0..k {
+                        x = (*a.add(kk)).mul_add(*b.add(kk * n + j), x);
+                    }
+                    *c.add(j) = x;
+                    j += 1;
+                }
+            }
+        }
+    };
 }
 
-#[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn gemm_avx2(
-    a: &[f32],
-    lda: usize,
-    m: usize,
-    k: usize,
-    b: &[f32],
-    n: usize,
-    c: &mut [f32],
-    ldc: usize,
-) {
-    gemm_generic::<true, 4, 16>(a, lda, m, k, b, n, c, ldc)
-}
+simd_gemm!(
+    gemm_avx512,
+    row_avx512,
+    "avx512f,fma",
+    __m512,
+    16,
+    _mm512_loadu_ps,
+    _mm512_storeu_ps,
+    _mm512_set1_ps,
+    _mm512_fmadd_ps
+);
+simd_gemm!(
+    gemm_avx2,
+    row_avx2,
+    "avx2,fma",
+    __m256,
+    8,
+    _mm256_loadu_ps,
+    _mm256_storeu_ps,
+    _mm256_set1_ps,
+    _mm256_fmadd_ps
+);
 
 #[inline(always)]
 fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
@@ -228,8 +342,11 @@ fn gemm_row<const FMA: bool>(a: &[f32], k: usize, b: &[f32], n: usize, j0: usize
 /// polynomial; relative error about 2e-7 over the clamped range).
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
-    let x = x.clamp(-87.3, 88.7);
-    let n = (x * std::f32::consts::LOG2_E + 0.5).floor();
+    let x = x.clamp(-87.3, 88.3);
+    // Round to nearest with the 1.5 * 2^23 trick: no call to floor(), so this
+    // vectorises on baseline SSE2 as well.
+    const ROUND: f32 = 12_582_912.0;
+    let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
     // Cody-Waite split of ln 2 keeps the reduction exact.
     let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
     let mut p = 1.987_569_1e-4f32;

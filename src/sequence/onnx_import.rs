@@ -441,8 +441,10 @@ impl Importer<'_> {
                     all.extend(layers);
                 }
                 _ => {
-                    return Err(self
-                        .unsupported(node, "only stacking final states along axis 0 is supported"));
+                    return Err(self.unsupported(
+                        node,
+                        "only stacking final states along axis 0 is supported",
+                    ));
                 }
             }
         }

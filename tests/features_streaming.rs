@@ -1,0 +1,99 @@
+//! Streaming invariance of the front end: samples pushed in any chunk sizes
+//! give frames bit-identical to processing the whole signal at once.
+
+use proptest::prelude::*;
+use seqrec::features::{FeatureConfig, FeatureKind, FrontEnd, MelScale};
+
+fn signal(n: usize, seed: u64) -> Vec<f32> {
+    // A deterministic mix of tones and LCG noise.
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|i| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let noise = ((state >> 40) as f32 / (1u64 << 24) as f32) - 0.5;
+            0.4 * (i as f32 * 0.031).sin() + 0.2 * (i as f32 * 0.173).sin() + 0.1 * noise
+        })
+        .collect()
+}
+
+fn configs() -> Vec<FeatureConfig> {
+    let speech = FeatureConfig::speech_16k();
+    vec![
+        speech.clone(),
+        FeatureConfig {
+            kind: FeatureKind::Mfcc,
+            center: true,
+            ..speech.clone()
+        },
+        FeatureConfig {
+            sample_rate: 22050,
+            n_fft: 1024,
+            win_length: None,
+            hop_length: Some(256),
+            n_mels: 96,
+            fmin: 0.0,
+            fmax: None,
+            mel_scale: MelScale::Htk,
+            center: true,
+            kind: FeatureKind::Mel,
+            n_mfcc: 20,
+        },
+        // A hop longer than the FFT: samples between frames are skipped.
+        FeatureConfig {
+            hop_length: Some(600),
+            ..speech
+        },
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn any_chunking_gives_identical_frames(
+        cfg_i in 0usize..4,
+        n in 0usize..12000,
+        seed in any::<u64>(),
+        sizes in prop::collection::vec(1usize..3000, 1..10),
+    ) {
+        let cfg = &configs()[cfg_i];
+        let x = signal(n, seed);
+        let whole = FrontEnd::new(cfg).unwrap().process_all(&x);
+        let mut fe = FrontEnd::new(cfg).unwrap();
+        let mut out = Vec::new();
+        let (mut pos, mut k) = (0, 0);
+        while pos < x.len() {
+            let len = sizes[k % sizes.len()].min(x.len() - pos);
+            fe.push(&x[pos..pos + len], &mut out);
+            fe.push(&[], &mut out); // empty pushes are harmless
+            pos += len;
+            k += 1;
+        }
+        fe.finish(&mut out);
+        prop_assert_eq!(out.len(), cfg.n_frames(n) * cfg.n_bins());
+        prop_assert!(whole.iter().zip(&out).all(|(a, b)| a.to_bits() == b.to_bits()));
+        prop_assert_eq!(whole.len(), out.len());
+    }
+}
+
+#[test]
+fn finish_resets_for_the_next_stream() {
+    let cfg = FeatureConfig {
+        center: true,
+        ..FeatureConfig::speech_16k()
+    };
+    let x = signal(5000, 7);
+    let mut fe = FrontEnd::new(&cfg).unwrap();
+    let a = fe.process_all(&x);
+    let mut out = Vec::new();
+    fe.push(&x[..1234], &mut out);
+    fe.reset();
+    out.clear();
+    fe.push(&x, &mut out);
+    fe.finish(&mut out);
+    assert_eq!(a, out);
+}
