@@ -244,13 +244,13 @@ impl Bundle {
                 "an audio bundle needs an [audio] section with sample_rate".into(),
             ));
         }
-        if let Some(a) = &m.audio {
-            if a.sample_rate == 0 || a.sample_rate > 1_000_000 {
-                return Err(err(
-                    "audio.sample_rate",
-                    format!("{} Hz is not in 1..=1000000", a.sample_rate),
-                ));
-            }
+        if let Some(a) = &m.audio
+            && (a.sample_rate == 0 || a.sample_rate > 1_000_000)
+        {
+            return Err(err(
+                "audio.sample_rate",
+                format!("{} Hz is not in 1..=1000000", a.sample_rate),
+            ));
         }
         let features = match m.features {
             None => None,
@@ -313,13 +313,13 @@ impl Bundle {
                 format!("{} is not in [0, 1]", d.threshold),
             ));
         }
-        if let Some(off) = d.off_threshold {
-            if !in_unit(off) || off > d.threshold {
-                return Err(err(
-                    "decision.off_threshold",
-                    format!("{off} must be in [0, threshold]"),
-                ));
-            }
+        if let Some(off) = d.off_threshold
+            && (!in_unit(off) || off > d.threshold)
+        {
+            return Err(err(
+                "decision.off_threshold",
+                format!("{off} must be in [0, threshold]"),
+            ));
         }
         for (label, &t) in &d.thresholds {
             if !m.labels.contains(label) {
@@ -445,7 +445,7 @@ thresholds = { a = 0.7 }
     fn errors_name_the_key() {
         assert_eq!(
             key_of(&GOOD.replace("n_fft = 512", "n_ff = 512")),
-            "features"
+            "features.n_ff"
         );
         assert_eq!(
             key_of(&GOOD.replace("n_mels = 40", "n_mels = \"x\"")),

@@ -8,6 +8,7 @@ pub mod npy;
 pub mod onnx;
 pub mod runtime;
 pub mod sequence;
+pub mod simd;
 pub mod source;
 
 pub use error::{Error, Result};

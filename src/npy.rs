@@ -84,13 +84,18 @@ pub fn write_f32(path: impl AsRef<Path>, shape: &[usize], data: &[f32]) -> Resul
             data.len()
         )));
     }
-    let mut bytes = header(shape);
-    bytes.reserve(4 * data.len());
-    for v in data {
-        bytes.extend_from_slice(&v.to_le_bytes());
-    }
     let mut f = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
-    f.write_all(&bytes).map_err(|e| Error::io(path, e))?;
+    f.write_all(&header(shape))
+        .map_err(|e| Error::io(path, e))?;
+    // Converted through a small buffer: no second copy of a large array.
+    let mut buf = Vec::with_capacity(1 << 16);
+    for block in data.chunks(1 << 14) {
+        buf.clear();
+        for v in block {
+            buf.extend_from_slice(&v.to_le_bytes());
+        }
+        f.write_all(&buf).map_err(|e| Error::io(path, e))?;
+    }
     Ok(())
 }
 

@@ -46,15 +46,15 @@ pub fn candidates() -> Vec<PathBuf> {
         out.push(PathBuf::from(p));
         return out;
     }
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(dir) = exe.parent() {
-            for name in lib_names() {
-                out.push(dir.join(&name));
-                out.push(dir.join("../lib").join(&name));
-            }
-            for anc in dir.ancestors() {
-                out.push(anc.join(CHECKOUT_REL));
-            }
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(dir) = exe.parent()
+    {
+        for name in lib_names() {
+            out.push(dir.join(&name));
+            out.push(dir.join("../lib").join(&name));
+        }
+        for anc in dir.ancestors() {
+            out.push(anc.join(CHECKOUT_REL));
         }
     }
     if let Ok(cwd) = std::env::current_dir() {

@@ -97,3 +97,35 @@ fn finish_resets_for_the_next_stream() {
     fe.finish(&mut out);
     assert_eq!(a, out);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// The parallel whole-file path equals streaming, bit for bit, for any
+    /// block size, thread count and decoder chunking.
+    #[test]
+    fn parallel_batch_equals_streaming(
+        cfg_i in 0usize..4,
+        n in 0usize..20000,
+        seed in any::<u64>(),
+        threads in 1usize..4,
+        block_frames in 1usize..40,
+        chunk in 1usize..5000,
+    ) {
+        use seqrec::features::batch::{BatchOptions, extract_frames};
+        let cfg = &configs()[cfg_i];
+        let x = signal(n, seed);
+        let whole = FrontEnd::new(cfg).unwrap().process_all(&x);
+        let fe = FrontEnd::new(cfg).unwrap();
+        let mut pos = 0;
+        let (frames, read) = extract_frames(&fe, BatchOptions { threads, block_frames }, |buf| {
+            let k = chunk.min(x.len() - pos);
+            buf.extend_from_slice(&x[pos..pos + k]);
+            pos += k;
+            Ok(k)
+        }).unwrap();
+        prop_assert_eq!(read, n);
+        prop_assert_eq!(frames.len(), whole.len());
+        prop_assert!(frames.iter().zip(&whole).all(|(a, b)| a.to_bits() == b.to_bits()));
+    }
+}

@@ -2,27 +2,38 @@
 
 use std::sync::Arc;
 
-use realfft::num_complex::Complex;
-use realfft::{RealFftPlanner, RealToComplex};
+use rustfft::num_complex::Complex;
+use rustfft::{Fft, FftPlanner};
 
 use super::mel::{SparseRow, dct_ortho, mel_filterbank, sparse_rows};
 use super::{FeatureConfig, FeatureKind};
 use crate::Result;
+use crate::simd::{self, Isa};
+
+/// Zero bins kept past the end of the power spectrum, so padded filterbank
+/// rows can be read 8 at a time.
+const MEL_PAD: usize = 8;
 
 /// Floor added before the natural log of `logmel`.
 pub const LOGMEL_EPS: f64 = 1e-6;
+/// `10 * log10(x) = DB_PER_NEPER * ln(x)`.
+const DB_PER_NEPER: f64 = 10.0 / std::f64::consts::LN_10;
 /// Floor of the mel power before converting to dB for MFCCs (librosa's `amin`).
 pub const MFCC_AMIN: f64 = 1e-10;
 
 /// What every stream with the same settings shares: the FFT plan, the window,
 /// the filterbank and the DCT. Built once, immutable.
 struct Plan {
-    fft: Arc<dyn RealToComplex<f32>>,
+    /// A complex FFT of `n_fft` points on the real frame: rustfft's AVX
+    /// butterflies on the full size are faster here than a half-size FFT plus
+    /// the scalar real-to-complex post-processing.
+    fft: Arc<dyn Fft<f32>>,
     /// Periodic Hann window of `win_length`, zero-padded centrally to `n_fft`.
     window: Vec<f32>,
     mel: Vec<SparseRow>,
     /// `[n_mfcc][n_mels]`, only for MFCC output.
     dct: Vec<f64>,
+    isa: Isa,
 }
 
 /// Streaming log-mel / MFCC extractor.
@@ -46,12 +57,30 @@ pub struct FrontEnd {
     skip: usize,
     /// Whether the left `center` padding has been inserted for this stream.
     started: bool,
-    frame: Vec<f32>,
+    work: Work,
+    frames_emitted: u64,
+}
+
+/// Per-stream buffers of one frame's computation.
+#[derive(Debug, Clone)]
+struct Work {
+    /// The windowed frame, transformed in place into its spectrum.
     spectrum: Vec<Complex<f32>>,
     scratch: Vec<Complex<f32>>,
+    /// `n_fft / 2 + 1` power bins, then [`MEL_PAD`] zeros.
     power: Vec<f32>,
     mel: Vec<f64>,
-    frames_emitted: u64,
+}
+
+impl Work {
+    fn new(plan: &Plan, n_fft: usize, n_mels: usize) -> Work {
+        Work {
+            spectrum: vec![Complex::default(); n_fft],
+            scratch: vec![Complex::default(); plan.fft.get_inplace_scratch_len()],
+            power: vec![0.0; n_fft / 2 + 1 + MEL_PAD],
+            mel: vec![0.0; n_mels],
+        }
+    }
 }
 
 impl std::fmt::Debug for FrontEnd {
@@ -72,7 +101,7 @@ impl FrontEnd {
     pub fn new(cfg: &FeatureConfig) -> Result<Self> {
         cfg.validate()?;
         let n_fft = cfg.n_fft;
-        let fft = RealFftPlanner::<f32>::new().plan_fft_forward(n_fft);
+        let fft = FftPlanner::<f32>::new().plan_fft_forward(n_fft);
         let win = cfg.win_length();
         let offset = (n_fft - win) / 2;
         let mut window = vec![0.0f32; n_fft];
@@ -95,44 +124,33 @@ impl FrontEnd {
             FeatureKind::Mfcc => dct_ortho(cfg.n_mfcc, cfg.n_mels),
             _ => Vec::new(),
         };
-        let scratch = fft.make_scratch_vec();
-        Ok(FrontEnd {
-            cfg: cfg.clone(),
-            plan: Arc::new(Plan {
-                fft,
-                window,
-                mel,
-                dct,
-            }),
+        let plan = Arc::new(Plan {
+            fft,
+            window,
+            mel,
+            dct,
+            isa: Isa::detect(),
+        });
+        Ok(Self::with_plan(cfg.clone(), plan))
+    }
+
+    fn with_plan(cfg: FeatureConfig, plan: Arc<Plan>) -> Self {
+        let n_fft = cfg.n_fft;
+        FrontEnd {
+            work: Work::new(&plan, n_fft, cfg.n_mels),
+            cfg,
+            plan,
             pending: Vec::with_capacity(4 * n_fft),
             skip: 0,
             started: false,
-            frame: vec![0.0; n_fft],
-            spectrum: vec![Complex::default(); n_freqs],
-            scratch,
-            power: vec![0.0; n_freqs],
-            mel: vec![0.0; cfg.n_mels],
             frames_emitted: 0,
-        })
+        }
     }
 
     /// A second front end with the same settings that shares this one's plan
     /// (FFT, window, filterbank) but has its own, fresh stream state.
     pub fn fork(&self) -> Self {
-        let n_fft = self.cfg.n_fft;
-        FrontEnd {
-            cfg: self.cfg.clone(),
-            plan: Arc::clone(&self.plan),
-            pending: Vec::with_capacity(4 * n_fft),
-            skip: 0,
-            started: false,
-            frame: vec![0.0; n_fft],
-            spectrum: vec![Complex::default(); self.spectrum.len()],
-            scratch: self.plan.fft.make_scratch_vec(),
-            power: vec![0.0; self.power.len()],
-            mel: vec![0.0; self.mel.len()],
-            frames_emitted: 0,
-        }
+        Self::with_plan(self.cfg.clone(), Arc::clone(&self.plan))
     }
 
     /// The settings.
@@ -196,33 +214,40 @@ impl FrontEnd {
     }
 
     fn drain_frames(&mut self, out: &mut Vec<f32>) -> usize {
-        let n_fft = self.cfg.n_fft;
-        let hop = self.cfg.hop_length();
-        let n_bins = self.n_bins();
-        let mut pos = 0;
-        let mut emitted = 0;
-        while pos + n_fft <= self.pending.len() {
-            let start = out.len();
-            out.resize(start + n_bins, 0.0);
-            compute_frame(
-                &self.plan,
-                self.cfg.kind,
-                &self.pending[pos..pos + n_fft],
-                &mut self.frame,
-                &mut self.spectrum,
-                &mut self.scratch,
-                &mut self.power,
-                &mut self.mel,
-                &mut out[start..],
-            );
-            pos += hop;
-            emitted += 1;
-        }
+        let pending = std::mem::take(&mut self.pending);
+        let emitted = self.frames_of(&pending, out);
+        self.pending = pending;
+        let pos = emitted * self.cfg.hop_length();
         let consumed = pos.min(self.pending.len());
         self.skip += pos - consumed;
         self.pending.copy_within(consumed.., 0);
         self.pending.truncate(self.pending.len() - consumed);
         self.frames_emitted += emitted as u64;
+        emitted
+    }
+
+    /// The frames that start at `0, hop, 2 hop, ...` and lie wholly inside
+    /// `samples`, appended to `out`; no padding, no stream state touched.
+    /// Returns how many. Streaming and the parallel batch path both reduce to
+    /// this, which is why they agree bit for bit.
+    pub fn frames_of(&mut self, samples: &[f32], out: &mut Vec<f32>) -> usize {
+        let n_fft = self.cfg.n_fft;
+        let hop = self.cfg.hop_length();
+        let n_bins = self.n_bins();
+        let mut pos = 0;
+        let mut emitted = 0;
+        while pos + n_fft <= samples.len() {
+            let start = out.len();
+            out.resize(start + n_bins, 0.0);
+            self.plan.frame(
+                self.cfg.kind,
+                &samples[pos..pos + n_fft],
+                &mut self.work,
+                &mut out[start..],
+            );
+            pos += hop;
+            emitted += 1;
+        }
         emitted
     }
 
@@ -237,54 +262,95 @@ impl FrontEnd {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn compute_frame(
-    plan: &Plan,
-    kind: FeatureKind,
-    samples: &[f32],
-    frame: &mut [f32],
-    spectrum: &mut [Complex<f32>],
-    scratch: &mut [Complex<f32>],
-    power: &mut [f32],
-    mel: &mut [f64],
-    out: &mut [f32],
-) {
-    for ((f, &s), &w) in frame.iter_mut().zip(samples).zip(&plan.window) {
-        *f = s * w;
-    }
-    // Lengths are fixed at construction, so this cannot fail.
-    let _ = plan.fft.process_with_scratch(frame, spectrum, scratch);
-    for (p, c) in power.iter_mut().zip(spectrum.iter()) {
-        *p = c.re * c.re + c.im * c.im;
-    }
-    for (m, row) in mel.iter_mut().zip(&plan.mel) {
-        let bins = &power[row.start..row.start + row.weights.len()];
-        *m = row
-            .weights
-            .iter()
-            .zip(bins)
-            .map(|(&w, &p)| w as f64 * p as f64)
-            .sum();
-    }
-    match kind {
-        FeatureKind::Mel => {
-            for (o, &m) in out.iter_mut().zip(mel.iter()) {
-                *o = m as f32;
-            }
+impl Plan {
+    /// One frame: window, FFT, power, mel, log or MFCC. The element-wise
+    /// loops are compiled for the best ISA this CPU has (they contain no
+    /// fused operations, so the choice does not change results).
+    fn frame(&self, kind: FeatureKind, samples: &[f32], work: &mut Work, out: &mut [f32]) {
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Isa::detect` found these features on this CPU.
+            Isa::Avx512 => unsafe { self.frame_avx512(kind, samples, work, out) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            Isa::Avx2 => unsafe { self.frame_avx2(kind, samples, work, out) },
+            _ => self.frame_body(kind, samples, work, out),
         }
-        FeatureKind::Logmel => {
-            for (o, &m) in out.iter_mut().zip(mel.iter()) {
-                *o = (m + LOGMEL_EPS).ln() as f32;
-            }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl")]
+    unsafe fn frame_avx512(
+        &self,
+        kind: FeatureKind,
+        samples: &[f32],
+        work: &mut Work,
+        out: &mut [f32],
+    ) {
+        self.frame_body(kind, samples, work, out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn frame_avx2(
+        &self,
+        kind: FeatureKind,
+        samples: &[f32],
+        work: &mut Work,
+        out: &mut [f32],
+    ) {
+        self.frame_body(kind, samples, work, out)
+    }
+
+    #[inline(always)]
+    fn frame_body(&self, kind: FeatureKind, samples: &[f32], work: &mut Work, out: &mut [f32]) {
+        let plan = self;
+        let Work {
+            spectrum,
+            scratch,
+            power,
+            mel,
+        } = work;
+        for ((f, &s), &w) in spectrum.iter_mut().zip(samples).zip(&plan.window) {
+            *f = Complex::new(s * w, 0.0);
         }
-        FeatureKind::Mfcc => {
-            for m in mel.iter_mut() {
-                *m = 10.0 * m.max(MFCC_AMIN).log10();
+        plan.fft.process_with_scratch(spectrum, scratch);
+        let n_freqs = power.len() - MEL_PAD;
+        for (p, c) in power[..n_freqs].iter_mut().zip(spectrum.iter()) {
+            *p = c.re * c.re + c.im * c.im;
+        }
+        for (m, row) in mel.iter_mut().zip(&plan.mel) {
+            // Eight partial sums (rows are zero-padded to a multiple of 8): no
+            // long dependency chain, and a fixed order, so results are repeatable.
+            let mut acc = [0f32; 8];
+            let bins = &power[row.start..row.start + row.weights.len()];
+            for (w8, p8) in row.weights.chunks_exact(8).zip(bins.chunks_exact(8)) {
+                for l in 0..8 {
+                    acc[l] += w8[l] * p8[l];
+                }
             }
-            let n_in = mel.len();
-            for (k, o) in out.iter_mut().enumerate() {
-                let row = &plan.dct[k * n_in..(k + 1) * n_in];
-                *o = row.iter().zip(mel.iter()).map(|(a, b)| a * b).sum::<f64>() as f32;
+            *m = acc.iter().map(|&v| v as f64).sum();
+        }
+        match kind {
+            FeatureKind::Mel => {
+                for (o, &m) in out.iter_mut().zip(mel.iter()) {
+                    *o = m as f32;
+                }
+            }
+            FeatureKind::Logmel => {
+                for (o, &m) in out.iter_mut().zip(mel.iter()) {
+                    *o = simd::ln((m + LOGMEL_EPS) as f32);
+                }
+            }
+            FeatureKind::Mfcc => {
+                for m in mel.iter_mut() {
+                    *m = DB_PER_NEPER * simd::ln(m.max(MFCC_AMIN) as f32) as f64;
+                }
+                let n_in = mel.len();
+                for (k, o) in out.iter_mut().enumerate() {
+                    let row = &plan.dct[k * n_in..(k + 1) * n_in];
+                    *o = row.iter().zip(mel.iter()).map(|(a, b)| a * b).sum::<f64>() as f32;
+                }
             }
         }
     }

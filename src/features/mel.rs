@@ -103,7 +103,8 @@ pub fn mel_filterbank(
 }
 
 /// A filterbank row stored sparsely: the first nonzero bin and the weights
-/// from there on. Mel triangles are narrow, so this skips most multiplies.
+/// from there on (a multiple of 8 of them, zero-padded; may run up to 7 bins
+/// past the spectrum). Mel triangles are narrow, so this skips most multiplies.
 #[derive(Debug, Clone)]
 pub(crate) struct SparseRow {
     pub start: usize,
@@ -116,9 +117,15 @@ pub(crate) fn sparse_rows(dense: &[f64], n_rows: usize, n_cols: usize) -> Vec<Sp
             let row = &dense[r * n_cols..(r + 1) * n_cols];
             let first = row.iter().position(|&w| w != 0.0).unwrap_or(0);
             let last = row.iter().rposition(|&w| w != 0.0).map_or(first, |p| p + 1);
+            // Zero-padded to a multiple of 8 weights for the 8-lane
+            // accumulation; the power buffer has 8 zero bins past the end.
+            let len = (last - first).div_ceil(8) * 8;
+            let weights = (first..first + len)
+                .map(|k| row.get(k).map_or(0.0, |&w| w as f32))
+                .collect();
             SparseRow {
                 start: first,
-                weights: row[first..last].iter().map(|&w| w as f32).collect(),
+                weights,
             }
         })
         .collect()

@@ -17,6 +17,7 @@
 //! [`FrontEnd`] is streaming: samples pushed in chunks of any size produce
 //! exactly (bit for bit) the frames of the whole signal processed at once.
 
+pub mod batch;
 mod frontend;
 mod mel;
 

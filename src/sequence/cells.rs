@@ -6,12 +6,12 @@
 //! [`NativeBatch`] steps many independent streams at once with one matrix
 //! product per layer. A chunk of frames is processed layer by layer: the input
 //! projection of all frames is one matrix product, then the recurrence runs
-//! frame by frame. All arithmetic goes through [`Isa::gemm_acc`], whose
+//! frame by frame. All arithmetic goes through [`Packed::gemm_acc`], whose
 //! per-element order is fixed, so chunking and batching never change a bit.
 
 use std::sync::Arc;
 
-use super::kernels::{self, Isa};
+use super::kernels::{self, Isa, Packed};
 use super::{State, StateTensor, Stream};
 use crate::{Error, Result};
 
@@ -110,15 +110,15 @@ struct Layer {
     input: usize,
     hidden: usize,
     /// `W^T`, `[I][G*H]`.
-    wx: Vec<f32>,
+    wx: Packed,
     /// Bias added to the input projection, `[G*H]`. For GRU the `h` block holds
     /// only `Wb_h` (its `Rb_h` sits with the recurrent part).
     bx: Vec<f32>,
     /// `R^T` restricted to the gates combined before the nonlinearity:
     /// `[H][G*H]` for RNN/LSTM, `[H][2H]` (z, r) for GRU.
-    wh: Vec<f32>,
+    wh: Packed,
     /// GRU only: `R_h^T`, `[H][H]`, and `Rb_h`, `[H]`.
-    wh_n: Vec<f32>,
+    wh_n: Packed,
     bh_n: Vec<f32>,
 }
 
@@ -133,7 +133,7 @@ fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 }
 
 impl Layer {
-    fn new(lw: LayerWeights) -> Result<Layer> {
+    fn new(lw: LayerWeights, isa: Isa) -> Result<Layer> {
         let (i, h, g) = (lw.input_size, lw.hidden_size, lw.cell.gates());
         let shape_err = |what: &str, want: usize, got: usize| {
             Error::Shape(format!("{what}: expected {want} values, got {got}"))
@@ -147,12 +147,12 @@ impl Layer {
         if lw.b.len() != 2 * g * h {
             return Err(shape_err("B", 2 * g * h, lw.b.len()));
         }
-        if let Cell::Lstm { peepholes: Some(p) } = &lw.cell {
-            if p.len() != 3 * h {
-                return Err(shape_err("P", 3 * h, p.len()));
-            }
+        if let Cell::Lstm { peepholes: Some(p) } = &lw.cell
+            && p.len() != 3 * h
+        {
+            return Err(shape_err("P", 3 * h, p.len()));
         }
-        let wx = transpose(&lw.w, g * h, i);
+        let wx = Packed::new(isa, &transpose(&lw.w, g * h, i), i, g * h);
         let (wb, rb) = lw.b.split_at(g * h);
         let rt = transpose(&lw.r, g * h, h); // [H][G*H]
         let (bx, wh, wh_n, bh_n) = match lw.cell {
@@ -165,12 +165,17 @@ impl Layer {
                     wh.extend_from_slice(&row[..2 * h]);
                     wh_n.extend_from_slice(&row[2 * h..]);
                 }
-                (bx, wh, wh_n, rb[2 * h..].to_vec())
+                (
+                    bx,
+                    Packed::new(isa, &wh, h, 2 * h),
+                    Packed::new(isa, &wh_n, h, h),
+                    rb[2 * h..].to_vec(),
+                )
             }
             _ => (
                 wb.iter().zip(rb).map(|(a, b)| a + b).collect(),
-                rt,
-                Vec::new(),
+                Packed::new(isa, &rt, h, g * h),
+                Packed::new(isa, &[], 0, 0),
                 Vec::new(),
             ),
         };
@@ -197,20 +202,55 @@ impl Layer {
     /// Advances `b` streams one step. `g` holds the input projections
     /// (`[b][G*H]`, bias and `x W^T` already accumulated); `h`, `c` are the
     /// streams' states (`[b][H]`), updated in place. `tmp` is scratch of `[b][H]`.
-    fn recur(
+    /// [`Layer::recur_body`] compiled for the ISA the weights were packed
+    /// for, so the element-wise gate arithmetic (and its `exp`) vectorises at
+    /// full width. No FMA contraction happens in element-wise code, so the
+    /// results do not depend on this choice.
+    fn recur(&self, b: usize, g: &mut [f32], h: &mut [f32], c: &mut [f32], tmp: &mut [f32]) {
+        match self.wx.isa() {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the weights were packed for an ISA that `Isa::detect` found on this CPU.
+            Isa::Avx512 => unsafe { self.recur_avx512(b, g, h, c, tmp) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            Isa::Avx2 => unsafe { self.recur_avx2(b, g, h, c, tmp) },
+            _ => self.recur_body(b, g, h, c, tmp),
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,fma")]
+    unsafe fn recur_avx512(
         &self,
-        isa: Isa,
         b: usize,
         g: &mut [f32],
         h: &mut [f32],
         c: &mut [f32],
         tmp: &mut [f32],
     ) {
+        self.recur_body(b, g, h, c, tmp)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn recur_avx2(
+        &self,
+        b: usize,
+        g: &mut [f32],
+        h: &mut [f32],
+        c: &mut [f32],
+        tmp: &mut [f32],
+    ) {
+        self.recur_body(b, g, h, c, tmp)
+    }
+
+    #[inline(always)]
+    fn recur_body(&self, b: usize, g: &mut [f32], h: &mut [f32], c: &mut [f32], tmp: &mut [f32]) {
         let hs = self.hidden;
         let gw = self.gate_width();
         match &self.cell {
             Cell::Rnn(act) => {
-                isa.gemm_acc(h, hs, b, hs, &self.wh, gw, g);
+                self.wh.gemm_acc(h, hs, b, g, gw);
                 for (hv, &gv) in h.iter_mut().zip(g.iter()) {
                     *hv = match act {
                         RnnActivation::Tanh => kernels::tanh(gv),
@@ -219,7 +259,7 @@ impl Layer {
                 }
             }
             Cell::Lstm { peepholes } => {
-                isa.gemm_acc(h, hs, b, hs, &self.wh, gw, g);
+                self.wh.gemm_acc(h, hs, b, g, gw);
                 for s in 0..b {
                     let gs = &g[s * gw..(s + 1) * gw];
                     let hv = &mut h[s * hs..(s + 1) * hs];
@@ -229,14 +269,17 @@ impl Layer {
                     let (gf, gc) = rest.split_at(hs);
                     match peepholes {
                         None => {
-                            for j in 0..hs {
-                                let i = kernels::sigmoid(gi[j]);
-                                let f = kernels::sigmoid(gf[j]);
-                                let cc = kernels::tanh(gc[j]);
-                                let o = kernels::sigmoid(go[j]);
-                                let cn = f * cv[j] + i * cc;
-                                cv[j] = cn;
-                                hv[j] = o * kernels::tanh(cn);
+                            let gates = gi.iter().zip(go).zip(gf.iter().zip(gc));
+                            for ((hv, cv), ((&gi, &go), (&gf, &gc))) in
+                                hv.iter_mut().zip(cv.iter_mut()).zip(gates)
+                            {
+                                let i = kernels::sigmoid(gi);
+                                let f = kernels::sigmoid(gf);
+                                let cc = kernels::tanh(gc);
+                                let o = kernels::sigmoid(go);
+                                let cn = f * *cv + i * cc;
+                                *cv = cn;
+                                *hv = o * kernels::tanh(cn);
                             }
                         }
                         Some(p) => {
@@ -259,7 +302,7 @@ impl Layer {
                 linear_before_reset,
             } => {
                 // z and r: [b][2H] block of g, strided by 3H.
-                isa.gemm_acc_strided(h, hs, b, hs, &self.wh, 2 * hs, g, gw);
+                self.wh.gemm_acc(h, hs, b, g, gw);
                 for s in 0..b {
                     let gs = &mut g[s * gw..(s + 1) * gw];
                     for v in &mut gs[..2 * hs] {
@@ -271,7 +314,7 @@ impl Layer {
                     for s in 0..b {
                         n[s * hs..(s + 1) * hs].copy_from_slice(&self.bh_n);
                     }
-                    isa.gemm_acc(h, hs, b, hs, &self.wh_n, hs, n);
+                    self.wh_n.gemm_acc(h, hs, b, n, hs);
                     for s in 0..b {
                         let gs = &mut g[s * gw..(s + 1) * gw];
                         let ns = &mut n[s * hs..(s + 1) * hs];
@@ -288,7 +331,7 @@ impl Layer {
                         }
                     }
                     // n currently holds r*h; project it into the h block of g.
-                    isa.gemm_acc_strided(n, hs, b, hs, &self.wh_n, hs, &mut g[2 * hs..], gw);
+                    self.wh_n.gemm_acc(n, hs, b, &mut g[2 * hs..], gw);
                     for s in 0..b {
                         let gs = &g[s * gw..(s + 1) * gw];
                         for j in 0..hs {
@@ -315,18 +358,18 @@ impl Layer {
 struct Head {
     input: usize,
     output: usize,
-    w: Vec<f32>,
+    w: Packed,
     b: Vec<f32>,
     activation: HeadActivation,
 }
 
 impl Head {
     /// `out[b][O] = act(x[b][I] W + bias)`.
-    fn apply(&self, isa: Isa, x: &[f32], rows: usize, out: &mut [f32]) {
+    fn apply(&self, x: &[f32], rows: usize, out: &mut [f32]) {
         for row in out.chunks_exact_mut(self.output).take(rows) {
             row.copy_from_slice(&self.b);
         }
-        isa.gemm_acc(x, self.input, rows, self.input, &self.w, self.output, out);
+        self.w.gemm_acc(x, self.input, rows, out, self.output);
         for row in out.chunks_exact_mut(self.output).take(rows) {
             activate(self.activation, row);
         }
@@ -402,6 +445,7 @@ impl NativeModel {
             ));
         }
         let last_h = layers.last().map_or(0, |l| l.hidden_size);
+        let isa = Isa::detect();
         let head = match head {
             None => None,
             Some(hw) => {
@@ -420,16 +464,19 @@ impl NativeModel {
                 Some(Head {
                     input: hw.input_size,
                     output: hw.output_size,
-                    w: hw.w,
+                    w: Packed::new(isa, &hw.w, hw.input_size, hw.output_size),
                     b: hw.b,
                     activation: hw.activation,
                 })
             }
         };
         Ok(NativeModel {
-            layers: layers.into_iter().map(Layer::new).collect::<Result<_>>()?,
+            layers: layers
+                .into_iter()
+                .map(|l| Layer::new(l, isa))
+                .collect::<Result<_>>()?,
             head,
-            isa: Isa::detect(),
+            isa,
             names,
         })
     }
@@ -584,24 +631,16 @@ impl NativeBatch {
             }
             let (prev, rest) = self.h.split_at_mut(l);
             let input: &[f32] = if l == 0 { x } else { &prev[l - 1] };
-            m.isa
-                .gemm_acc(input, layer.input, b, layer.input, &layer.wx, gw, g);
+            layer.wx.gemm_acc(input, layer.input, b, g, gw);
             let c: &mut [f32] = match self.c.get_mut(l) {
                 Some(c) => c,
                 None => &mut [],
             };
-            layer.recur(
-                m.isa,
-                b,
-                g,
-                &mut rest[0],
-                c,
-                &mut self.tmp[..b * layer.hidden],
-            );
+            layer.recur(b, g, &mut rest[0], c, &mut self.tmp[..b * layer.hidden]);
         }
         let last = self.h.last().map_or(&[][..], |v| v);
         match &m.head {
-            Some(head) => head.apply(m.isa, last, b, out),
+            Some(head) => head.apply(last, b, out),
             None => out.copy_from_slice(last),
         }
         Ok(())
@@ -717,7 +756,7 @@ impl Stream for NativeStream {
     fn process(&mut self, input: &[f32], out: &mut Vec<f32>) -> Result<()> {
         let m = Arc::clone(&self.batch.model);
         let i0 = m.input_size();
-        if input.len() % i0 != 0 {
+        if !input.len().is_multiple_of(i0) {
             return Err(Error::Shape(format!(
                 "input of {} values is not a whole number of {i0}-value frames",
                 input.len()
@@ -743,15 +782,7 @@ impl Stream for NativeStream {
             for row in self.gx.chunks_exact_mut(gw) {
                 row.copy_from_slice(&layer.bx);
             }
-            m.isa.gemm_acc(
-                src,
-                layer.input,
-                t,
-                layer.input,
-                &layer.wx,
-                gw,
-                &mut self.gx,
-            );
+            layer.wx.gemm_acc(src, layer.input, t, &mut self.gx, gw);
             dst.resize(t * hs, 0.0);
             let c: &mut [f32] = match nb.c.get_mut(l) {
                 Some(c) => c,
@@ -759,7 +790,7 @@ impl Stream for NativeStream {
             };
             for s in 0..t {
                 let g = &mut self.gx[s * gw..(s + 1) * gw];
-                layer.recur(m.isa, 1, g, &mut nb.h[l], c, &mut nb.tmp[..hs]);
+                layer.recur(1, g, &mut nb.h[l], c, &mut nb.tmp[..hs]);
                 dst[s * hs..(s + 1) * hs].copy_from_slice(&nb.h[l]);
             }
         }
@@ -772,7 +803,7 @@ impl Stream for NativeStream {
         match &m.head {
             Some(head) => {
                 out.resize(start + t * head.output, 0.0);
-                head.apply(m.isa, last, t, &mut out[start..]);
+                head.apply(last, t, &mut out[start..]);
             }
             None => out.extend_from_slice(last),
         }

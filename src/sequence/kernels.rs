@@ -1,5 +1,5 @@
-//! Dense kernels of the native backend: a register-blocked `C += A * Bt`
-//! and vectorisable activations.
+//! Dense kernels of the native backend: a register-blocked `C += A * B`
+//! over packed weights, and vectorisable activations.
 //!
 //! Determinism is a design goal here, not an accident: every output element
 //! is accumulated as `c = fma(a[k], b[k], c)` for `k = 0, 1, ...` in that
@@ -12,107 +12,128 @@
 //! AVX2+FMA, or a portable path (no FMA, plain multiply-add). Results differ in
 //! the last bits between ISAs, never between calls on one machine.
 
-/// Instruction set a model was prepared for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Isa {
-    /// x86-64 with AVX-512F (and FMA).
-    Avx512,
-    /// x86-64 with AVX2 and FMA.
-    Avx2,
-    /// Anything else: scalar code the compiler vectorises with the baseline ISA.
-    Portable,
+pub use crate::simd::Isa;
+
+/// Width of the column panels [`Packed`] uses on each ISA.
+fn panel(isa: Isa) -> usize {
+    match isa {
+        Isa::Avx512 => 128,
+        Isa::Avx2 => 32,
+        Isa::Portable => 16,
+    }
+}
+/// A `k x n` matrix (the right-hand side of `C += A B`) packed for the
+/// kernels: column panels of `P` columns (128 on AVX-512), each stored k-major
+/// and contiguous, the last one zero-padded. Inner loops then stream through
+/// memory in order, which keeps the hardware prefetchers ahead even when the
+/// weights live in L2 (a batch-1 step is bound by how fast weights arrive).
+#[derive(Debug, Clone)]
+pub struct Packed {
+    isa: Isa,
+    k: usize,
+    n: usize,
+    data: Vec<f32>,
 }
 
-impl Isa {
-    /// The best instruction set this CPU supports. `SEQREC_ISA=portable|avx2|avx512`
-    /// forces a lower one (for testing and benchmarking).
-    pub fn detect() -> Isa {
-        let best = Self::best();
-        match std::env::var("SEQREC_ISA").as_deref() {
-            Ok("portable") => Isa::Portable,
-            Ok("avx2") if best != Isa::Portable => Isa::Avx2,
-            _ => best,
-        }
-    }
-
-    #[allow(unreachable_code)]
-    fn best() -> Isa {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma") {
-                return Isa::Avx512;
-            }
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                return Isa::Avx2;
+impl Packed {
+    /// Packs `b`, `k x n` row-major, for `isa`.
+    pub fn new(isa: Isa, b: &[f32], k: usize, n: usize) -> Packed {
+        assert_eq!(b.len(), k * n, "Packed::new: b is not k x n");
+        let p = panel(isa);
+        let panels = n.div_ceil(p);
+        let mut data = vec![0.0; panels * k * p];
+        for pi in 0..panels {
+            let j0 = pi * p;
+            let w = (n - j0).min(p);
+            for kk in 0..k {
+                let dst = &mut data[(pi * k + kk) * p..(pi * k + kk) * p + w];
+                dst.copy_from_slice(&b[kk * n + j0..kk * n + j0 + w]);
             }
         }
-        Isa::Portable
+        Packed { isa, k, n, data }
     }
 
-    /// Human-readable name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Isa::Avx512 => "avx512",
-            Isa::Avx2 => "avx2+fma",
-            Isa::Portable => "portable",
-        }
+    /// Rows (`k`).
+    pub fn rows(&self) -> usize {
+        self.k
     }
 
-    /// `c[m][n] += sum_k a[m][k] * b[k][n]`, `a` is `m x k` (row stride `lda`),
-    /// `b` is `k x n` row-major, `c` is `m x n` row-major.
-    #[inline]
-    pub fn gemm_acc(
-        self,
-        a: &[f32],
-        lda: usize,
-        m: usize,
-        k: usize,
-        b: &[f32],
-        n: usize,
-        c: &mut [f32],
-    ) {
-        self.gemm_acc_strided(a, lda, m, k, b, n, c, n)
+    /// Columns (`n`).
+    pub fn cols(&self) -> usize {
+        self.n
     }
 
-    /// [`Isa::gemm_acc`] with a row stride `ldc` for `c` (to update a column block).
-    #[allow(clippy::too_many_arguments)]
-    #[inline]
-    pub fn gemm_acc_strided(
-        self,
-        a: &[f32],
-        lda: usize,
-        m: usize,
-        k: usize,
-        b: &[f32],
-        n: usize,
-        c: &mut [f32],
-        ldc: usize,
-    ) {
+    /// The instruction set the panels are laid out for.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// `c[i][j] += sum_kk a[i][kk] * self[kk][j]` for `i < m`, with row strides
+    /// `lda` for `a` and `ldc` for `c`.
+    ///
+    /// # Panics
+    /// If `a` or `c` is too short for `m` rows (a programming error).
+    pub fn gemm_acc(&self, a: &[f32], lda: usize, m: usize, c: &mut [f32], ldc: usize) {
+        let (k, n) = (self.k, self.n);
         if m == 0 || n == 0 {
             return;
         }
         assert!(a.len() >= (m - 1) * lda + k, "gemm: a too short");
-        assert!(b.len() >= k * n, "gemm: b too short");
         assert!(c.len() >= (m - 1) * ldc + n, "gemm: c too short");
-        match self {
+        match self.isa {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `detect` only returns Avx512 when the CPU has avx512f and fma.
-            Isa::Avx512 => unsafe { gemm_avx512(a, lda, m, k, b, n, c, ldc) },
+            // SAFETY: `Isa::detect` only returns Avx512 when the CPU has avx512f
+            // and fma; the asserts above bound every access.
+            Isa::Avx512 => unsafe { gemm_avx512(a, lda, m, k, &self.data, n, c, ldc) },
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `detect` only returns Avx2 when the CPU has avx2 and fma.
-            Isa::Avx2 => unsafe { gemm_avx2(a, lda, m, k, b, n, c, ldc) },
-            _ => gemm_generic::<false, 4, 16>(a, lda, m, k, b, n, c, ldc),
+            // SAFETY: as above, for avx2 and fma.
+            Isa::Avx2 => unsafe { gemm_avx2(a, lda, m, k, &self.data, n, c, ldc) },
+            _ => gemm_portable(a, lda, m, k, &self.data, n, c, ldc),
         }
     }
 }
 
-/// Hand-vectorised kernels for x86-64. Register tiles of 4 rows x 4 vectors
-/// (16 independent accumulators) for many rows, strips of 8 vectors for a
-/// single row (8 independent FMA chains, so batch-1 steps are not bound by FMA
-/// latency); the scalar tail uses `mul_add`, the same fused operation, so every
-/// element sees the same rounding wherever it falls.
+/// Portable kernel: one row at a time, one 16-column panel at a time, plain
+/// multiply-add (no FMA on the baseline ISA).
+#[allow(clippy::too_many_arguments)]
+fn gemm_portable(
+    a: &[f32],
+    lda: usize,
+    m: usize,
+    k: usize,
+    packed: &[f32],
+    n: usize,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    const P: usize = 16;
+    for (pi, panel) in packed.chunks_exact(k * P).enumerate() {
+        let j0 = pi * P;
+        let w = (n - j0).min(P);
+        for i in 0..m {
+            let mut acc = [0f32; P];
+            acc[..w].copy_from_slice(&c[i * ldc + j0..i * ldc + j0 + w]);
+            let arow = &a[i * lda..i * lda + k];
+            for (kk, &av) in arow.iter().enumerate() {
+                let brow: &[f32; P] = panel[kk * P..(kk + 1) * P].try_into().unwrap();
+                for (x, &bv) in acc.iter_mut().zip(brow) {
+                    *x += av * bv;
+                }
+            }
+            c[i * ldc + j0..i * ldc + j0 + w].copy_from_slice(&acc[..w]);
+        }
+    }
+}
+
+/// Hand-vectorised x86-64 kernels over packed panels of `NV` vectors: blocks
+/// of `R` rows share each loaded panel row (R x NV independent accumulators),
+/// and a leftover row runs alone (NV independent FMA chains, so a batch-1 step
+/// is not bound by FMA latency). Every element is accumulated with one fused
+/// multiply-add per `k`, in order, so its bits do not depend on the block it
+/// falls in.
 macro_rules! simd_gemm {
-    ($name:ident, $row:ident, $feat:literal, $vec:ty, $lanes:expr, $load:ident, $store:ident, $set1:ident, $fmadd:ident) => {
+    ($name:ident, $feat:literal, $vec:ty, $lanes:expr, $nv:expr, $r:expr,
+     $load:ident, $store:ident, $set1:ident, $fmadd:ident) => {
         #[cfg(target_arch = "x86_64")]
         #[allow(clippy::too_many_arguments)]
         #[target_feature(enable = $feat)]
@@ -121,108 +142,89 @@ macro_rules! simd_gemm {
             lda: usize,
             m: usize,
             k: usize,
-            b: &[f32],
+            packed: &[f32],
             n: usize,
             c: &mut [f32],
             ldc: usize,
         ) {
             use std::arch::x86_64::*;
             const L: usize = $lanes;
-            const TC: usize = 4 * L;
-            let (ap, bp, cp) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
-            let mut i0 = 0;
-            while i0 + 4 <= m {
-                let mut j0 = 0;
-                while j0 + TC <= n {
-                    // SAFETY: the caller checked a, b, c cover (m, k, n) with strides lda, ldc.
-                    unsafe {
-                        let mut acc: [[$vec; 4]; 4] = [[$set1(0.0); 4]; 4];
-                        for r in 0..4 {
-                            for v in 0..4 {
-                                acc[r][v] = $load(cp.add((i0 + r) * ldc + j0 + v * L));
+            const NV: usize = $nv;
+            const P: usize = L * NV;
+            const R: usize = $r;
+            let ap = a.as_ptr();
+            let cp = c.as_mut_ptr();
+            // Rows of `rows` starting at `i`, into panel `panel` at column `j0` (w valid columns).
+            macro_rules! block {
+                ($rows:expr, $i:expr, $panel:expr, $j0:expr, $w:expr) => {{
+                    let mut acc: [[$vec; NV]; $rows] = [[$set1(0.0); NV]; $rows];
+                    let mut tmp = [0f32; P];
+                    for r in 0..$rows {
+                        let crow = cp.add(($i + r) * ldc + $j0);
+                        if $w == P {
+                            for v in 0..NV {
+                                acc[r][v] = $load(crow.add(v * L));
                             }
-                        }
-                        for kk in 0..k {
-                            let brow = bp.add(kk * n + j0);
-                            let bv = [
-                                $load(brow),
-                                $load(brow.add(L)),
-                                $load(brow.add(2 * L)),
-                                $load(brow.add(3 * L)),
-                            ];
-                            for r in 0..4 {
-                                let av = $set1(*ap.add((i0 + r) * lda + kk));
-                                for v in 0..4 {
-                                    acc[r][v] = $fmadd(av, bv[v], acc[r][v]);
-                                }
-                            }
-                        }
-                        for r in 0..4 {
-                            for v in 0..4 {
-                                $store(cp.add((i0 + r) * ldc + j0 + v * L), acc[r][v]);
+                        } else {
+                            tmp[..$w].copy_from_slice(std::slice::from_raw_parts(crow, $w));
+                            tmp[$w..].fill(0.0);
+                            for v in 0..NV {
+                                acc[r][v] = $load(tmp.as_ptr().add(v * L));
                             }
                         }
                     }
-                    j0 += TC;
-                }
-                if j0 < n {
-                    for r in 0..4 {
-                        // SAFETY: as above.
-                        unsafe {
-                            $row(ap.add((i0 + r) * lda), k, bp, n, j0, cp.add((i0 + r) * ldc))
-                        };
+                    for kk in 0..k {
+                        let brow = $panel.add(kk * P);
+                        if $rows == 1 {
+                            // A lone row is bound by how fast the panel streams in
+                            // from L2: ask for it a few rows ahead.
+                            let ahead = brow.add(8 * P) as *const i8;
+                            for line in 0..(P * 4 / 64) {
+                                _mm_prefetch::<_MM_HINT_T0>(ahead.add(line * 64));
+                            }
+                        }
+                        let mut bv = [$set1(0.0); NV];
+                        for v in 0..NV {
+                            bv[v] = $load(brow.add(v * L));
+                        }
+                        for r in 0..$rows {
+                            let av = $set1(*ap.add(($i + r) * lda + kk));
+                            for v in 0..NV {
+                                acc[r][v] = $fmadd(av, bv[v], acc[r][v]);
+                            }
+                        }
                     }
-                }
-                i0 += 4;
+                    for r in 0..$rows {
+                        let crow = cp.add(($i + r) * ldc + $j0);
+                        if $w == P {
+                            for v in 0..NV {
+                                $store(crow.add(v * L), acc[r][v]);
+                            }
+                        } else {
+                            for v in 0..NV {
+                                $store(tmp.as_mut_ptr().add(v * L), acc[r][v]);
+                            }
+                            std::slice::from_raw_parts_mut(crow, $w).copy_from_slice(&tmp[..$w]);
+                        }
+                    }
+                }};
             }
-            for i in i0..m {
-                // SAFETY: as above.
-                unsafe { $row(ap.add(i * lda), k, bp, n, 0, cp.add(i * ldc)) };
-            }
-        }
-
-        /// One row of `A` (`k` values at `a`) against columns `j0..n` of `B` into `c`.
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = $feat)]
-        unsafe fn $row(a: *const f32, k: usize, b: *const f32, n: usize, j0: usize, c: *mut f32) {
-            use std::arch::x86_64::*;
-            const L: usize = $lanes;
-            const W: usize = 8 * L;
-            let mut j = j0;
-            // SAFETY: the caller guarantees a has k values, b is k x n, c has n values.
+            // SAFETY: the caller checked that a covers m rows of k (stride lda),
+            // c covers m rows of n (stride ldc), and packed holds ceil(n/P) panels of k x P.
             unsafe {
-                while j + W <= n {
-                    let mut acc: [$vec; 8] = [$set1(0.0); 8];
-                    for v in 0..8 {
-                        acc[v] = $load(c.add(j + v * L));
+                for (pi, panel) in packed.chunks_exact(k * P).enumerate() {
+                    let j0 = pi * P;
+                    let w = (n - j0).min(P);
+                    let pp = panel.as_ptr();
+                    let mut i = 0;
+                    while i + R <= m {
+                        block!(R, i, pp, j0, w);
+                        i += R;
                     }
-                    for kk in 0..k {
-                        let av = $set1(*a.add(kk));
-                        let brow = b.add(kk * n + j);
-                        for v in 0..8 {
-                            acc[v] = $fmadd(av, $load(brow.add(v * L)), acc[v]);
-                        }
+                    while i < m {
+                        block!(1, i, pp, j0, w);
+                        i += 1;
                     }
-                    for v in 0..8 {
-                        $store(c.add(j + v * L), acc[v]);
-                    }
-                    j += W;
-                }
-                while j + L <= n {
-                    let mut acc = $load(c.add(j));
-                    for kk in 0..k {
-                        acc = $fmadd($set1(*a.add(kk)), $load(b.add(kk * n + j)), acc);
-                    }
-                    $store(c.add(j), acc);
-                    j += L;
-                }
-                while j < n {
-                    let mut x = *c.add(j);
-                    for kk in 0..k {
-                        x = (*a.add(kk)).mul_add(*b.add(kk * n + j), x);
-                    }
-                    *c.add(j) = x;
-                    j += 1;
                 }
             }
         }
@@ -231,10 +233,11 @@ macro_rules! simd_gemm {
 
 simd_gemm!(
     gemm_avx512,
-    row_avx512,
     "avx512f,fma",
     __m512,
     16,
+    8,
+    2,
     _mm512_loadu_ps,
     _mm512_storeu_ps,
     _mm512_set1_ps,
@@ -242,122 +245,18 @@ simd_gemm!(
 );
 simd_gemm!(
     gemm_avx2,
-    row_avx2,
     "avx2,fma",
     __m256,
     8,
+    4,
+    2,
     _mm256_loadu_ps,
     _mm256_storeu_ps,
     _mm256_set1_ps,
     _mm256_fmadd_ps
 );
 
-#[inline(always)]
-fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
-    if FMA { a.mul_add(b, c) } else { a * b + c }
-}
-
-/// `R x C` register tiles: `R` rows of `A` share each loaded row-slice of `B`.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn gemm_generic<const FMA: bool, const R: usize, const C: usize>(
-    a: &[f32],
-    lda: usize,
-    m: usize,
-    k: usize,
-    b: &[f32],
-    n: usize,
-    c: &mut [f32],
-    ldc: usize,
-) {
-    let mut i0 = 0;
-    while i0 + R <= m {
-        let mut j0 = 0;
-        while j0 + C <= n {
-            let mut acc = [[0f32; C]; R];
-            for (r, row) in acc.iter_mut().enumerate() {
-                row.copy_from_slice(&c[(i0 + r) * ldc + j0..(i0 + r) * ldc + j0 + C]);
-            }
-            for kk in 0..k {
-                let brow: &[f32; C] = b[kk * n + j0..kk * n + j0 + C].try_into().unwrap();
-                for (r, row) in acc.iter_mut().enumerate() {
-                    let av = a[(i0 + r) * lda + kk];
-                    for (x, &bv) in row.iter_mut().zip(brow) {
-                        *x = madd::<FMA>(av, bv, *x);
-                    }
-                }
-            }
-            for (r, row) in acc.iter().enumerate() {
-                c[(i0 + r) * ldc + j0..(i0 + r) * ldc + j0 + C].copy_from_slice(row);
-            }
-            j0 += C;
-        }
-        if j0 < n {
-            for r in 0..R {
-                gemm_row::<FMA>(
-                    &a[(i0 + r) * lda..],
-                    k,
-                    b,
-                    n,
-                    j0,
-                    &mut c[(i0 + r) * ldc..(i0 + r) * ldc + n],
-                );
-            }
-        }
-        i0 += R;
-    }
-    for i in i0..m {
-        gemm_row::<FMA>(&a[i * lda..], k, b, n, 0, &mut c[i * ldc..i * ldc + n]);
-    }
-}
-
-/// One row of `A` against columns `j0..n` of `B`, in `C`-wide strips: the same
-/// per-element operation order as the tiles.
-#[inline(always)]
-fn gemm_row<const FMA: bool>(a: &[f32], k: usize, b: &[f32], n: usize, j0: usize, c: &mut [f32]) {
-    const S: usize = 16;
-    let mut j = j0;
-    while j + S <= n {
-        let mut acc: [f32; S] = c[j..j + S].try_into().unwrap();
-        for kk in 0..k {
-            let av = a[kk];
-            let brow: &[f32; S] = b[kk * n + j..kk * n + j + S].try_into().unwrap();
-            for (x, &bv) in acc.iter_mut().zip(brow) {
-                *x = madd::<FMA>(av, bv, *x);
-            }
-        }
-        c[j..j + S].copy_from_slice(&acc);
-        j += S;
-    }
-    for jj in j..n {
-        let mut x = c[jj];
-        for kk in 0..k {
-            x = madd::<FMA>(a[kk], b[kk * n + jj], x);
-        }
-        c[jj] = x;
-    }
-}
-
-/// `e^x` in f32, branch-free so loops over slices vectorise (Cephes `expf`
-/// polynomial; relative error about 2e-7 over the clamped range).
-#[inline(always)]
-pub fn exp(x: f32) -> f32 {
-    let x = x.clamp(-87.3, 88.3);
-    // Round to nearest with the 1.5 * 2^23 trick: no call to floor(), so this
-    // vectorises on baseline SSE2 as well.
-    const ROUND: f32 = 12_582_912.0;
-    let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
-    // Cody-Waite split of ln 2 keeps the reduction exact.
-    let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
-    let mut p = 1.987_569_1e-4f32;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
-    let y = p * r * r + r + 1.0;
-    y * f32::from_bits(((n as i32 + 127) as u32) << 23)
-}
+pub use crate::simd::exp;
 
 /// Logistic sigmoid.
 #[inline(always)]
@@ -426,8 +325,9 @@ mod tests {
             let mut want = c0.clone();
             naive(&a, m, k, &b, n, &mut want);
             for isa in isas {
+                let packed = Packed::new(isa, &b, k, n);
                 let mut got = c0.clone();
-                isa.gemm_acc(&a, k, m, k, &b, n, &mut got);
+                packed.gemm_acc(&a, k, m, &mut got, n);
                 for (g, w) in got.iter().zip(&want) {
                     assert!(
                         (g - w).abs() <= 1e-4 * (1.0 + w.abs()),
@@ -437,7 +337,7 @@ mod tests {
                 // Row by row gives the same bits as the whole block.
                 for i in 0..m {
                     let mut row = c0[i * n..(i + 1) * n].to_vec();
-                    isa.gemm_acc(&a[i * k..], k, 1, k, &b, n, &mut row);
+                    packed.gemm_acc(&a[i * k..], k, 1, &mut row, n);
                     assert_eq!(row, got[i * n..(i + 1) * n], "{isa:?} row {i}");
                 }
             }

@@ -524,10 +524,10 @@ impl Importer<'_> {
                 ),
             ));
         }
-        if let Some(hs) = node.attr_int("hidden_size") {
-            if hs as usize != h {
-                return Err(self.unsupported(node, format!("hidden_size {hs} but R has H = {h}")));
-            }
+        if let Some(hs) = node.attr_int("hidden_size")
+            && hs as usize != h
+        {
+            return Err(self.unsupported(node, format!("hidden_size {hs} but R has H = {h}")));
         }
         let input_size = w.dims[2] as usize;
         let b = match self.opt_const(node, 3)? {
@@ -650,13 +650,12 @@ impl Importer<'_> {
         let data = w.as_f32().unwrap_or(&[]);
         let (r, c) = (w.dims[0] as usize, w.dims[1] as usize);
         let trans_b = node.op_type == "Gemm" && node.attr_int("transB").unwrap_or(0) != 0;
-        if node.op_type == "Gemm" {
-            if node.attr_int("transA").unwrap_or(0) != 0
+        if node.op_type == "Gemm"
+            && (node.attr_int("transA").unwrap_or(0) != 0
                 || node.attr_float("alpha").unwrap_or(1.0) != 1.0
-                || node.attr_float("beta").unwrap_or(1.0) != 1.0
-            {
-                return Err(self.unsupported(node, "Gemm with transA, alpha or beta"));
-            }
+                || node.attr_float("beta").unwrap_or(1.0) != 1.0)
+        {
+            return Err(self.unsupported(node, "Gemm with transA, alpha or beta"));
         }
         let (inp, out, wv) = if trans_b {
             let mut t = vec![0.0; r * c];

@@ -337,7 +337,7 @@ impl Stream for OrtStream {
 
     fn process(&mut self, frames: &[f32], out: &mut Vec<f32>) -> Result<()> {
         let i = self.model.input_size;
-        if frames.len() % i != 0 {
+        if !frames.len().is_multiple_of(i) {
             return Err(Error::Shape(format!(
                 "input of {} values is not a whole number of {i}-value frames",
                 frames.len()
