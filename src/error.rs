@@ -113,6 +113,19 @@ pub enum Error {
     /// An array does not have the shape an operation needs.
     #[error("shape mismatch: {0}")]
     Shape(String),
+
+    /// An audio input device could not be found, opened or configured, or it failed while
+    /// capturing (unplugged, sound server stopped). Run `seqrec devices` to list the input
+    /// devices and pick one with `--device`; after a failure, reopen the device.
+    #[error(
+        "audio input `{device}`: {reason}\n  Run `seqrec devices` to list the input devices, and pick one with `--device NAME|INDEX`."
+    )]
+    Device {
+        /// The device concerned (its name, or what the user asked for).
+        device: String,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 impl Error {

@@ -1,5 +1,7 @@
 //! Subcommands. Each lives in its own file; this one only dispatches.
 
+mod batch;
+mod common;
 mod features;
 mod sequence;
 
@@ -22,6 +24,9 @@ enum Command {
     /// Run a recurrent model (RNN/LSTM/GRU, or any stateful ONNX model) over a
     /// feature array, carrying its state across chunks.
     Sequence(sequence::Args),
+    /// Recognize recorded files (or folders of them) with a bundle: events or posteriors
+    /// as JSON Lines or CSV, in input order.
+    Batch(batch::Args),
 }
 
 /// Runs the parsed command line.
@@ -29,5 +34,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Features(a) => features::run(a),
         Command::Sequence(a) => sequence::run(a),
+        Command::Batch(a) => batch::run(a),
     }
 }

@@ -1,0 +1,184 @@
+//! Pieces shared by the recognition subcommands.
+
+use std::path::{Path, PathBuf};
+
+use seqrec::bundle::{Backend, Bundle};
+use seqrec::pipeline::{Output, Recognizer, StageStats};
+
+/// Decision settings that override the bundle's `[decision]` section.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DecisionFlags {
+    /// Score at which an event starts (all labels).
+    #[arg(long)]
+    threshold: Option<f64>,
+    /// Score below which an event ends (hysteresis).
+    #[arg(long)]
+    off_threshold: Option<f64>,
+    /// Moving-average window over posteriors, seconds.
+    #[arg(long)]
+    smoothing: Option<f64>,
+    /// Minimum event duration, seconds.
+    #[arg(long)]
+    min_duration: Option<f64>,
+    /// Time after an event during which its label cannot fire again, seconds.
+    #[arg(long)]
+    refractory: Option<f64>,
+    /// Run the recurrent model with this backend instead of the bundle's.
+    #[arg(long)]
+    backend: Option<Backend>,
+}
+
+/// Loads a bundle and applies the overrides (validated again, like the manifest).
+pub fn load_bundle(dir: &Path, f: &DecisionFlags) -> anyhow::Result<Bundle> {
+    let mut b = Bundle::load(dir)?;
+    let d = &mut b.decision;
+    if let Some(t) = f.threshold {
+        d.threshold = t;
+        d.thresholds.clear();
+        if d.off_threshold.is_some_and(|o| o > t) {
+            d.off_threshold = Some(t);
+        }
+    }
+    if f.off_threshold.is_some() {
+        d.off_threshold = f.off_threshold;
+    }
+    if let Some(s) = f.smoothing {
+        d.smoothing_s = s;
+    }
+    if let Some(s) = f.min_duration {
+        d.min_duration_s = s;
+    }
+    if let Some(s) = f.refractory {
+        d.refractory_s = s;
+    }
+    if let (Some(be), Some(seq)) = (f.backend, b.sequence.as_mut()) {
+        seq.backend = be;
+    }
+    Ok(b)
+}
+
+/// Writes the PNG of one result.
+pub fn plot(rec: &Recognizer, path: PathBuf, title: &str, out: &Output) -> anyhow::Result<()> {
+    let events: Vec<(String, f64, f64, f32)> = out
+        .events
+        .iter()
+        .map(|e| (e.label.clone(), e.start_s, e.end_s, e.score))
+        .collect();
+    let n_bins = rec.bundle().feature_config()?.n_bins();
+    let input = seqrec::sink::plot::PlotInput {
+        title,
+        features: &out.features,
+        n_bins,
+        posteriors: &out.posteriors,
+        labels: rec.labels(),
+        frame_period_s: rec.frame_period_s(),
+        time_offset_s: rec.time_offset_s(),
+        events: &events,
+        thresholds: Some(&rec.decision().on),
+    };
+    seqrec::sink::plot::write_png(&path, &input)?;
+    Ok(())
+}
+
+/// Statistics of a run, for humans and as JSON.
+#[derive(Debug, serde::Serialize)]
+pub struct StatsReport {
+    files: usize,
+    failed: usize,
+    audio_s: f64,
+    wall_s: f64,
+    realtime_factor: f64,
+    dropped_chunks: u64,
+    stages: StageStats,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latency_ms: Option<LatencyStats>,
+}
+
+/// End-to-end latency percentiles (live input only).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LatencyStats {
+    /// Median, milliseconds.
+    pub p50: f64,
+    /// 95th percentile, milliseconds.
+    pub p95: f64,
+    /// Maximum, milliseconds.
+    pub max: f64,
+    /// Number of measurements.
+    pub count: usize,
+}
+
+impl LatencyStats {
+    pub fn from_samples(mut v: Vec<f64>) -> Option<Self> {
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        Some(LatencyStats {
+            p50: at(0.5),
+            p95: at(0.95),
+            max: v[v.len() - 1],
+            count: v.len(),
+        })
+    }
+}
+
+impl StatsReport {
+    pub fn new(
+        stages: &StageStats,
+        audio_s: f64,
+        wall_s: f64,
+        files: usize,
+        failed: usize,
+        dropped: u64,
+    ) -> Self {
+        StatsReport {
+            files,
+            failed,
+            audio_s,
+            wall_s,
+            realtime_factor: audio_s / wall_s.max(1e-9),
+            dropped_chunks: dropped,
+            stages: *stages,
+            latency_ms: None,
+        }
+    }
+
+    pub fn with_latency(mut self, l: Option<LatencyStats>) -> Self {
+        self.latency_ms = l;
+        self
+    }
+
+    pub fn json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    pub fn human(&self) -> String {
+        let s = &self.stages;
+        let busy = s.features_s + s.sequence_s + s.decision_s;
+        let pct = |x: f64| 100.0 * x / busy.max(1e-12);
+        let mut out = format!(
+            "stats: {:.1} s of audio, {} frames, {} events\n  features {:.3} s ({:.0}%), sequence {:.3} s ({:.0}%), decision {:.3} s ({:.0}%)\n  per core: {:.0}x real time; wall: {:.2} s ({:.0}x real time); dropped chunks: {}",
+            self.audio_s,
+            s.frames,
+            s.events,
+            s.features_s,
+            pct(s.features_s),
+            s.sequence_s,
+            pct(s.sequence_s),
+            s.decision_s,
+            pct(s.decision_s),
+            self.audio_s / busy.max(1e-9),
+            self.wall_s,
+            self.realtime_factor,
+            self.dropped_chunks
+        );
+        if let Some(l) = &self.latency_ms {
+            out += &format!(
+                "\n  latency capture->event: p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms ({} events)",
+                l.p50, l.p95, l.max, l.count
+            );
+        }
+        out
+    }
+}
