@@ -103,8 +103,8 @@ TOL_S = 0.06   # event boundary tolerance for the checks
 # training set: continuous streams, cut into chunks for truncated BPTT
 N_TRAIN_STREAMS = 32
 TRAIN_STREAM_S = 120.0
-CHUNK_FRAMES = 400
-EPOCHS = 36
+CHUNK_FRAMES = 200
+EPOCHS = 30
 N_VAL_STREAMS = 8
 VAL_STREAM_S = 60.0
 N_EVENT_CLIPS = 60

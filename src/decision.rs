@@ -379,7 +379,7 @@ impl Decider {
                 posteriors.len()
             )));
         }
-        if posteriors.len() % n != 0 {
+        if !posteriors.len().is_multiple_of(n) {
             return Err(Error::Shape(format!(
                 "{} posterior values is not a whole number of frames of {n} labels",
                 posteriors.len()

@@ -463,6 +463,40 @@ fn push_does_not_allocate_per_frame() {
     assert!(ev.is_empty());
 }
 
+#[test]
+fn tone_fixture_matches_the_python_reference() {
+    // scripts/make_tone_bundle.py ran its own `decide` over these posteriors
+    // (frame i at 0.016 + 0.01 i s) and wrote the events, rounded to 1 µs.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let bundle = seqrec::bundle::Bundle::load(root.join("fixtures/bundles/tone")).unwrap();
+    let clips = root.join("fixtures/clips/tone");
+    let post = seqrec::npy::read_f32(clips.join("beeps_whistle.posteriors.npy")).unwrap();
+    assert_eq!(post.shape, vec![post.shape[0], bundle.labels.len()]);
+    let text = std::fs::read_to_string(clips.join("reference_events.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let want = json["beeps_whistle.wav"].as_array().unwrap();
+
+    let cfg = DecisionConfig::from_section(&bundle.decision, &bundle.labels, 0.01).unwrap();
+    let mut d = Decider::new(cfg, bundle.labels.clone(), 0.01, 0.016);
+    let mut ev = Vec::new();
+    // Live-sized chunks of 7 frames.
+    for chunk in post.data.chunks(7 * bundle.labels.len()) {
+        d.push(chunk, &mut ev).unwrap();
+    }
+    d.finish(&mut ev);
+    ev.sort_by(|a, b| a.start_s.total_cmp(&b.start_s));
+    assert_eq!(ev.len(), want.len(), "{ev:?}");
+    assert!(!ev.is_empty());
+    for (g, w) in ev.iter().zip(want) {
+        assert_eq!(g.label, w["label"].as_str().unwrap(), "{ev:?}");
+        let (s, e) = (w["start_s"].as_f64().unwrap(), w["end_s"].as_f64().unwrap());
+        assert!(
+            (g.start_s - s).abs() < 1e-6 && (g.end_s - e).abs() < 1e-6,
+            "got {g:?}, want {w}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------
 // A 10-hour stream: the running sum stays a moving average.
 
@@ -496,7 +530,12 @@ fn ten_hours_without_drift() {
         for (i, row) in chunk.chunks_exact_mut(N_LABELS).enumerate() {
             let frame = c * CHUNK + i;
             row[0] = next();
-            row[1] = 0.5 * next() + if (frame / 500) % 2 == 0 { 0.5 } else { 0.0 };
+            row[1] = 0.5 * next()
+                + if (frame / 500).is_multiple_of(2) {
+                    0.5
+                } else {
+                    0.0
+                };
             row[2] = 1e-3 * next();
         }
         d.push(&chunk, &mut ev).unwrap();

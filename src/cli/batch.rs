@@ -74,6 +74,14 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     // Results go to a temporary file next to the target, renamed at the end,
     // so an interrupted run never leaves half a file under the real name.
     let (sink, tmp): (Box<dyn Write>, Option<PathBuf>) = match &a.out {
+        // Not a regular file (/dev/null, a pipe): write to it directly.
+        Some(path) if path.exists() && !path.is_file() => {
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .with_context(|| format!("opening {}", path.display()))?;
+            (Box::new(std::io::BufWriter::new(f)), None)
+        }
         Some(path) => {
             let dir = path
                 .parent()
@@ -129,12 +137,11 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         let w = match res {
             Ok(r) => {
                 audio_s += r.duration_s;
-                if let Some(dir) = &a.plot {
-                    if let Err(e) =
+                if let Some(dir) = &a.plot
+                    && let Err(e) =
                         super::common::plot(&rec, dir.join(plot_name(path)), &name, &r.output)
-                    {
-                        eprintln!("warning: plot of {name}: {e}");
-                    }
+                {
+                    eprintln!("warning: plot of {name}: {e}");
                 }
                 match a.emit {
                     Emit::Events => writer.events(&name, &r.output.events),

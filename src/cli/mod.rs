@@ -2,7 +2,9 @@
 
 mod batch;
 mod common;
+mod devices;
 mod features;
+mod live;
 mod sequence;
 
 use std::process::ExitCode;
@@ -27,6 +29,10 @@ enum Command {
     /// Recognize recorded files (or folders of them) with a bundle: events or posteriors
     /// as JSON Lines or CSV, in input order.
     Batch(batch::Args),
+    /// Recognize live microphone input: events as they happen.
+    Live(live::Args),
+    /// List audio input devices and their configurations.
+    Devices(devices::Args),
 }
 
 /// Runs the parsed command line.
@@ -35,5 +41,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Features(a) => features::run(a),
         Command::Sequence(a) => sequence::run(a),
         Command::Batch(a) => batch::run(a),
+        Command::Live(a) => live::run(a),
+        Command::Devices(a) => devices::run(a),
     }
 }

@@ -58,7 +58,8 @@ pub struct PlotInput<'a> {
     pub frame_period_s: f64,
     /// Time of frame 0, in seconds.
     pub time_offset_s: f64,
-    /// Detected events: `(label, start_s, end_s, score)`. A label not in
+    /// Detected events: `(label, start_s, end_s, score)`, times on the same
+    /// clock as `time_offset_s`. A label not in
     /// `labels` gets its own row and legend entry after them.
     pub events: &'a [(String, f64, f64, f32)],
     /// One threshold per label, drawn as dashed lines in the posteriors panel.
@@ -452,9 +453,13 @@ fn draw_posteriors(c: &mut Canvas, l: &Layout, input: &PlotInput, ticks: &[Tick]
             SUBTLE_TEXT,
         );
     }
+    // Dashes of 5 px; up to 4 labels take turns, so equal thresholds all show.
+    let slots = n_labels.clamp(2, 4) as i64;
     for (k, th) in input.thresholds.unwrap_or(&[]).iter().enumerate() {
         if !th.is_nan() {
-            c.dashed_hline(x0, x1, l.y_at(*th) as i64, label_color(k));
+            let phase = k as i64 % slots * 5;
+            let y = l.y_at(*th) as i64;
+            c.dashed_hline(x0, x1, y, 5, 5 * slots, phase, label_color(k));
         }
     }
     let pw = l.plot_width() as usize;
@@ -541,7 +546,7 @@ fn draw_time_axis(c: &mut Canvas, l: &Layout, ticks: &[Tick]) {
     for t in ticks {
         c.vline(t.x, y, y + 4, BORDER);
         let w = text_width(&t.label, 1);
-        let tx = (t.x - w / 2).clamp(0, i64::from(l.width) - w);
+        let tx = (t.x - w / 2).clamp(i64::from(l.plot_left), i64::from(l.width) - w);
         c.text(tx, y + 7, &t.label, 1, TEXT);
     }
     let caption = if uses_clock(l) { "time" } else { "time (s)" };
@@ -584,7 +589,7 @@ fn draw_legend(c: &mut Canvas, l: &Layout, thresholds: bool) {
         }
         match color {
             Some(color) => c.fill_rect(x, y + 2, 12, 7, color),
-            None => c.dashed_hline(x, x + 12, y + 5, BORDER),
+            None => c.dashed_hline(x, x + 12, y + 5, 3, 5, 0, BORDER),
         }
         c.text(x + 16, y + 2, &name, 1, TEXT);
         x += entry_width(&name);
@@ -874,10 +879,21 @@ impl Canvas {
         self.fill_rect(x, a, 1, b - a + 1, color);
     }
 
-    /// Row `y`, columns `x0..x1`, in dashes of 6 with gaps of 4.
-    fn dashed_hline(&mut self, x0: i64, x1: i64, y: i64, color: Rgb<u8>) {
-        for x in (x0..x1).step_by(10) {
-            self.hline(x, (x + 6).min(x1), y, color);
+    /// Row `y`, columns `x0..x1`, in dashes `on` px long every `period` px,
+    /// the first starting `phase` px after `x0`.
+    #[allow(clippy::too_many_arguments)]
+    fn dashed_hline(
+        &mut self,
+        x0: i64,
+        x1: i64,
+        y: i64,
+        on: i64,
+        period: i64,
+        phase: i64,
+        color: Rgb<u8>,
+    ) {
+        for x in (x0 + phase..x1).step_by(period.max(1) as usize) {
+            self.hline(x, (x + on).min(x1), y, color);
         }
     }
 
@@ -1004,7 +1020,7 @@ const FONT: [[u8; 5]; 95] = [
     [0x38, 0x44, 0x44, 0x48, 0x7F], // d
     [0x38, 0x54, 0x54, 0x54, 0x18], // e
     [0x08, 0x7E, 0x09, 0x01, 0x02], // f
-    [0x0C, 0x52, 0x52, 0x52, 0x3E], // g
+    [0x08, 0x14, 0x54, 0x54, 0x3C], // g
     [0x7F, 0x08, 0x04, 0x04, 0x78], // h
     [0x00, 0x44, 0x7D, 0x40, 0x00], // i
     [0x20, 0x40, 0x44, 0x3D, 0x00], // j

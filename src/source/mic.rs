@@ -49,12 +49,23 @@
 //!
 //! # Timing
 //!
-//! Each chunk carries the capture time of its first sample (the callback's clock minus the
-//! latency cpal reports for the buffer, plus the sample's offset within it), so
+//! Each chunk carries the capture time of its first sample, so
 //! [`Microphone::last_chunk_captured_at`] gives, for the audio just returned, the instant it
 //! entered the device: the basis of end-to-end latency measurements. Resampling is time-aligned
 //! (the resampler's delay is removed), so output sample `j` is the input at time
 //! `j / target_rate` from the start of the stream.
+//!
+//! Capture times come from a sample clock, `anchor + frame / native_rate`, not from the latency
+//! the audio system reports per buffer: PulseAudio's ALSA plugin was seen reporting 0.3 s of
+//! latency for its first buffers when there was none (the clip played into the virtual microphone
+//! came out 50 ms after the first buffer, not 300 ms), then shrinking it over half a second. What
+//! cannot be wrong is that a sample was captured before the callback that delivers it runs, so
+//! each callback gives an upper bound for the anchor, `now - (frames up to the end of this
+//! buffer) / native_rate`, and the anchor is the smallest such bound over the last
+//! [`CLOCK_WINDOW`]: the callback that was least delayed. A late callback (a scheduling hiccup)
+//! does not move it; samples lost inside the audio system (an overrun) or clock drift move it
+//! after at most one window. The times are thus at most a few milliseconds late: they leave out
+//! the converter's own latency and the time between the buffer filling and the callback waking.
 //!
 //! # Hardware-free parts
 //!
@@ -98,6 +109,13 @@ const MAX_FFT_UNIT: usize = 1 << 16;
 
 /// Native rates tried, in order, when the device cannot deliver the target rate itself.
 const PREFERRED_RATES: [u32; 2] = [48_000, 44_100];
+
+/// Window of the sample clock's anchor (see "Timing" in the [module docs](self)): the anchor is
+/// the least-delayed callback's over this long, in [`CLOCK_BUCKETS`] steps.
+pub const CLOCK_WINDOW: Duration = Duration::from_secs(2);
+
+/// Steps in which the sample clock's window slides.
+const CLOCK_BUCKETS: usize = 8;
 
 /// cpal's stream set-up timeout (for ALSA, also how often a silent stream checks that its device
 /// is still connected).
@@ -523,6 +541,7 @@ pub fn capture_queue(cfg: &QueueConfig) -> Result<(CaptureWriter, CaptureReader)
         current: None,
         filled: 0,
         frames_seen: 0,
+        clock: SampleClock::new(cfg.native_rate),
         chunk_captured_at: None,
     };
     let reader = CaptureReader {
@@ -583,6 +602,7 @@ pub struct CaptureWriter {
     filled: usize,
     /// Frames received since the start (written or skipped).
     frames_seen: u64,
+    clock: SampleClock,
     chunk_captured_at: Option<Instant>,
 }
 
@@ -599,19 +619,21 @@ impl std::fmt::Debug for CaptureWriter {
 
 impl CaptureWriter {
     /// Takes one callback's worth of interleaved samples (`channels` per frame; a trailing
-    /// partial frame is ignored), whose first frame was captured at `captured_at`.
+    /// partial frame is ignored), delivered at `now` (the instant the callback runs; its first
+    /// frame follows the last frame of the previous call).
     ///
     /// Integer samples are scaled to `[-1, 1)` (cpal's conversions: `i16` → `x / 32768`, `u16`
     /// → `(x - 32768) / 32768`, …); each frame becomes the average of its channels (a single
     /// channel is copied exactly). Every `chunk_frames` frames a chunk is queued; when the queue is
     /// full, the oldest queued chunk is dropped and counted.
-    pub fn write<T>(&mut self, interleaved: &[T], captured_at: Instant)
+    pub fn write<T>(&mut self, interleaved: &[T], now: Instant)
     where
         T: SizedSample,
         f32: FromSample<T>,
     {
         let channels = self.channels;
         let frames = interleaved.len() / channels;
+        self.clock.observe(now, self.frames_seen + frames as u64);
         let mut frame = 0;
         while frame < frames {
             if self.current.is_none() {
@@ -619,12 +641,8 @@ impl CaptureWriter {
                     Some(buf) => {
                         self.current = Some(buf);
                         self.filled = 0;
-                        self.chunk_captured_at = Some(
-                            captured_at
-                                + Duration::from_secs_f64(
-                                    frame as f64 / f64::from(self.native_rate),
-                                ),
-                        );
+                        self.chunk_captured_at =
+                            Some(self.clock.time_of(self.frames_seen + frame as u64));
                     }
                     None => {
                         // Impossible by construction (the pool always has a buffer for us), but
@@ -709,6 +727,60 @@ impl CaptureWriter {
     fn recycle(&mut self, buf: Vec<f32>) {
         let sent = self.pool_tx.try_send(buf);
         debug_assert!(sent.is_ok(), "the pool holds every buffer");
+    }
+}
+
+/// Dates frames: `anchor + frame / rate`, the anchor being the smallest upper bound
+/// `delivered - frames_delivered / rate` seen over the last [`CLOCK_WINDOW`] (see "Timing" in the
+/// [module docs](self)). Fixed size, so updating it does not allocate.
+#[derive(Debug)]
+struct SampleClock {
+    rate: f64,
+    /// The first callback's time; bucket numbers count [`CLOCK_WINDOW`] / [`CLOCK_BUCKETS`] steps
+    /// from it.
+    origin: Option<Instant>,
+    /// `(bucket number, smallest bound seen in it)`, indexed by bucket number modulo the count.
+    buckets: [Option<(u64, Instant)>; CLOCK_BUCKETS],
+    anchor: Option<Instant>,
+}
+
+impl SampleClock {
+    fn new(rate: u32) -> SampleClock {
+        SampleClock {
+            rate: f64::from(rate),
+            origin: None,
+            buckets: [None; CLOCK_BUCKETS],
+            anchor: None,
+        }
+    }
+
+    /// A callback at `now` delivered frames up to (not including) `frames_end`.
+    fn observe(&mut self, now: Instant, frames_end: u64) {
+        let span = Duration::from_secs_f64(frames_end as f64 / self.rate);
+        let bound = now.checked_sub(span).unwrap_or(now);
+        let origin = *self.origin.get_or_insert(now);
+        let step = CLOCK_WINDOW.as_nanos() / CLOCK_BUCKETS as u128;
+        let bucket = u64::try_from(now.saturating_duration_since(origin).as_nanos() / step)
+            .unwrap_or(u64::MAX);
+        let slot = &mut self.buckets[(bucket % CLOCK_BUCKETS as u64) as usize];
+        match slot {
+            Some((b, min)) if *b == bucket => *min = (*min).min(bound),
+            _ => *slot = Some((bucket, bound)),
+        }
+        let oldest = bucket.saturating_sub(CLOCK_BUCKETS as u64 - 1);
+        self.anchor = self
+            .buckets
+            .iter()
+            .flatten()
+            .filter(|(b, _)| *b >= oldest)
+            .map(|(_, min)| *min)
+            .min();
+    }
+
+    /// Capture time of `frame` (frames counted from the start of the stream).
+    fn time_of(&self, frame: u64) -> Instant {
+        let anchor = self.anchor.unwrap_or_else(Instant::now);
+        anchor + Duration::from_secs_f64(frame as f64 / self.rate)
     }
 }
 
@@ -1315,12 +1387,9 @@ where
     device
         .build_input_stream::<T, _, _>(
             *config,
-            move |data: &[T], info: &cpal::InputCallbackInfo| {
-                let ts = info.timestamp();
-                let latency = ts.callback.saturating_duration_since(ts.capture);
-                let now = Instant::now();
-                let captured_at = now.checked_sub(latency).unwrap_or(now);
-                writer.write(data, captured_at);
+            move |data: &[T], _: &cpal::InputCallbackInfo| {
+                // cpal's own timestamps are not used (see "Timing" in the module docs).
+                writer.write(data, Instant::now());
             },
             move |err| reporter.report(&err),
             Some(STREAM_TIMEOUT),

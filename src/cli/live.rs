@@ -1,0 +1,218 @@
+//! `seqrec live`: microphone -> events as they happen.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use seqrec::decision::Event;
+use seqrec::pipeline::{Output, Recognizer};
+use seqrec::source::mic::{MicOptions, Microphone};
+
+use super::common::{DecisionFlags, LatencyStats, StatsReport, load_bundle};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LiveFormat {
+    /// Events as readable lines, with a status line (input level, top classes) on a terminal.
+    Pretty,
+    /// One JSON object per event: {"label", "start_s", "end_s", "score"}.
+    Jsonl,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The model bundle directory.
+    #[arg(long)]
+    bundle: PathBuf,
+    /// Input device: an index or (part of) a name from `seqrec devices`. Default: the system default.
+    #[arg(long)]
+    device: Option<String>,
+    /// Stop after this many seconds (default: until Ctrl-C).
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Output style.
+    #[arg(long, value_enum, default_value = "pretty")]
+    format: LiveFormat,
+    /// Print per-stage time, end-to-end latency and dropped chunks at the end.
+    #[arg(long)]
+    stats: bool,
+    /// Write the same statistics as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    stats_json: Option<PathBuf>,
+    #[command(flatten)]
+    decision: DecisionFlags,
+}
+
+fn level_dbfs(x: &[f32]) -> f32 {
+    if x.is_empty() {
+        return -120.0;
+    }
+    let ms = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
+    (10.0 * ms.max(1e-12).log10()).max(-120.0)
+}
+
+pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+    let bundle = load_bundle(&a.bundle, &a.decision)?;
+    let rec = Recognizer::new(bundle)?;
+    let mut proc = rec.stream()?;
+    let mut mic = Microphone::open(&MicOptions {
+        device: a.device.clone(),
+        target_rate: rec.sample_rate(),
+        ..MicOptions::default()
+    })?;
+    let stop = mic.stop_handle();
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || stop.store(true, Ordering::Release))
+            .context("installing the Ctrl-C handler")?;
+    }
+    let sr = rec.sample_rate() as f64;
+    let status = a.format == LiveFormat::Pretty && std::io::stderr().is_terminal();
+    eprintln!(
+        "listening on {} ({} Hz, {} ch) with bundle {}{}",
+        mic.device_name(),
+        mic.native_rate(),
+        mic.native_channels(),
+        rec.bundle().name,
+        if a.duration.is_some() {
+            ""
+        } else {
+            "; Ctrl-C to stop"
+        }
+    );
+
+    let t0 = Instant::now();
+    let deadline = a.duration.map(|d| t0 + Duration::from_secs_f64(d.max(0.0)));
+    let mut out = Output::default();
+    let mut buf = Vec::with_capacity(4096);
+    // Samples consumed since the start (the timeline), and since the last reset.
+    let (mut total_samples, mut segment_start) = (0u64, 0u64);
+    let mut dropped_seen = 0u64;
+    let mut latencies = Vec::new();
+    let mut last_status = Instant::now();
+    let stdout = std::io::stdout();
+    let emit = |events: &mut Vec<Event>,
+                seg_start_s: f64,
+                latency: &mut Vec<f64>,
+                lat_ms: Option<f64>|
+     -> anyhow::Result<()> {
+        let mut w = stdout.lock();
+        for e in events.drain(..) {
+            let (s, en) = (e.start_s + seg_start_s, e.end_s + seg_start_s);
+            if status {
+                eprint!("\r\x1b[2K");
+            }
+            match a.format {
+                LiveFormat::Jsonl => writeln!(
+                    w,
+                    "{}",
+                    serde_json::json!({"label": e.label, "start_s": (s * 1e4).round() / 1e4, "end_s": (en * 1e4).round() / 1e4, "score": e.score})
+                )?,
+                LiveFormat::Pretty => {
+                    writeln!(w, "{s:9.2} s - {en:9.2} s  {:<16} {:.2}", e.label, e.score)?
+                }
+            }
+            if let Some(l) = lat_ms {
+                latency.push(l);
+            }
+        }
+        w.flush()?;
+        Ok(())
+    };
+
+    let result: anyhow::Result<()> = loop {
+        if stop.load(Ordering::Acquire) || deadline.is_some_and(|d| Instant::now() >= d) {
+            break Ok(());
+        }
+        buf.clear();
+        let n = match mic.read(&mut buf, Duration::from_millis(100)) {
+            Ok(n) => n,
+            Err(e) => {
+                break Err(anyhow::Error::new(e).context("the input device failed; capture stopped"));
+            }
+        };
+        let dropped = mic.dropped_chunks();
+        if dropped > dropped_seen {
+            // A gap in the input: close what was open and start the stages afresh.
+            let seg_s = segment_start as f64 / sr;
+            if let Err(e) = proc.finish(&mut out) {
+                break Err(e.into());
+            }
+            emit(&mut out.events, seg_s, &mut latencies, None)?;
+            let newly = dropped - dropped_seen;
+            // Chunks are MicOptions::chunk_ms (10 ms) long: keep the timeline true.
+            total_samples += newly * (sr as u64) / 100;
+            segment_start = total_samples;
+            dropped_seen = dropped;
+            eprintln!(
+                "\rwarning: {newly} chunk(s) dropped (processing fell behind); stream state reset"
+            );
+        }
+        if n == 0 {
+            continue;
+        }
+        let level = level_dbfs(&buf);
+        if let Err(e) = proc.push(&buf, &mut out) {
+            break Err(e.into());
+        }
+        total_samples += n as u64;
+        if !out.events.is_empty() {
+            // Latency: from the capture of the newest sample to now, the moment the event is out.
+            let lat = mic
+                .last_chunk_captured_at()
+                .map(|c| c.elapsed().as_secs_f64() * 1e3 - 1e3 * n as f64 / sr);
+            emit(
+                &mut out.events,
+                segment_start as f64 / sr,
+                &mut latencies,
+                lat,
+            )?;
+        }
+        if status && last_status.elapsed() > Duration::from_millis(100) {
+            last_status = Instant::now();
+            let scores = proc.last_scores();
+            let mut order: Vec<usize> = (0..scores.len()).collect();
+            order.sort_by(|&x, &y| scores[y].total_cmp(&scores[x]));
+            let top: Vec<String> = order
+                .iter()
+                .take(3)
+                .map(|&i| format!("{} {:.2}", rec.labels()[i], scores[i]))
+                .collect();
+            let bars = ((level + 60.0) / 60.0 * 20.0).clamp(0.0, 20.0) as usize;
+            eprint!(
+                "\r\x1b[2K{:7.1} s  level {:>6.1} dBFS [{:<20}]  {}",
+                total_samples as f64 / sr,
+                level,
+                "#".repeat(bars),
+                top.join("  ")
+            );
+        }
+    };
+    if status {
+        eprint!("\r\x1b[2K");
+    }
+    // Close events still open at the end.
+    let seg_s = segment_start as f64 / sr;
+    proc.finish(&mut out)?;
+    emit(&mut out.events, seg_s, &mut latencies, None)?;
+    let wall = t0.elapsed().as_secs_f64();
+    let report = StatsReport::new(
+        proc.stats(),
+        total_samples as f64 / sr,
+        wall,
+        1,
+        0,
+        mic.dropped_chunks(),
+    )
+    .with_latency(LatencyStats::from_samples(latencies));
+    if a.stats {
+        eprintln!("{}", report.human());
+    }
+    if let Some(p) = &a.stats_json {
+        std::fs::write(p, report.json()).with_context(|| format!("writing {}", p.display()))?;
+    }
+    result?;
+    Ok(ExitCode::SUCCESS)
+}

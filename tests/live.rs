@@ -1,0 +1,112 @@
+//! `seqrec live` through a real capture path: cpal's ALSA host -> PulseAudio
+//! -> the monitor of a null sink that a fixture clip is played into.
+//!
+//! `scripts/test.sh` starts the virtual microphone (`scripts/vmic.sh start`)
+//! and sets `SEQREC_VMIC_ENV` and `SEQREC_REQUIRE_VMIC=1`, so in CI this test
+//! runs for real and fails if the microphone is missing. Run alone:
+//!
+//! ```sh
+//! scripts/vmic.sh start >/dev/null
+//! SEQREC_VMIC_ENV=$PWD/.vmic/env cargo test --test live -- --nocapture
+//! scripts/vmic.sh stop
+//! ```
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `export K=V` lines of the env file written by `scripts/vmic.sh start`.
+fn read_env_file(p: &Path) -> Vec<(String, String)> {
+    std::fs::read_to_string(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                v.trim_matches('"').trim_matches('\'').to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn live_recognizes_a_clip_played_into_the_virtual_microphone() {
+    let Ok(env_file) = std::env::var("SEQREC_VMIC_ENV") else {
+        assert!(
+            std::env::var("SEQREC_REQUIRE_VMIC").is_err(),
+            "SEQREC_REQUIRE_VMIC is set but SEQREC_VMIC_ENV is not: the virtual microphone did not start"
+        );
+        println!("skipped: no virtual microphone (see the module docs)");
+        return;
+    };
+    let vars = read_env_file(Path::new(&env_file));
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("seqrec"))
+        .args(["live", "--bundle"])
+        .arg(root().join("fixtures/bundles/tone"))
+        .args(["--duration", "9", "--format", "jsonl", "--stats"])
+        .envs(vars.iter().cloned())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until it listens, then give the device its first callback
+    // (0.4-2.4 s late on PulseAudio's ALSA plugin) before playing.
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.contains("listening on"), "{line}");
+    std::thread::sleep(Duration::from_millis(2500));
+    let t_play = Instant::now();
+    let play = Command::new("paplay")
+        .args(["-d", "vsink"])
+        .arg(root().join("fixtures/clips/tone/beeps_whistle.wav"))
+        .envs(vars.iter().cloned())
+        .status()
+        .expect("paplay (apt pulseaudio-utils)");
+    assert!(play.success());
+    assert!(
+        t_play.elapsed() >= Duration::from_millis(2500),
+        "paplay plays in real time"
+    );
+    let out = child.wait_with_output().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert!(out.status.success(), "{line}{rest}");
+    assert!(rest.contains("dropped chunks: 0"), "{rest}");
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    println!("{events:?}\n{rest}");
+    // The clip: beep 0.40-0.75 s, whistle 1.20-1.75 s, beep 2.20-2.55 s.
+    // Where the timeline starts depends on when capture began, so compare
+    // labels, durations and the spacing between events.
+    let labels: Vec<&str> = events
+        .iter()
+        .map(|e| e["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, ["beep", "whistle", "beep"], "{events:?}");
+    let t = |i: usize, k: &str| events[i][k].as_f64().unwrap();
+    for (i, dur) in [(0, 0.35), (1, 0.55), (2, 0.35)] {
+        let d = t(i, "end_s") - t(i, "start_s");
+        assert!(
+            (d - dur).abs() <= 0.08,
+            "event {i} lasts {d} s, expected {dur}"
+        );
+    }
+    for (i, gap) in [(1, 0.8), (2, 1.0)] {
+        let g = t(i, "start_s") - t(i - 1, "start_s");
+        assert!(
+            (g - gap).abs() <= 0.08,
+            "events {} and {i} start {g} s apart, expected {gap}",
+            i - 1
+        );
+    }
+}
