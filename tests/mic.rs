@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use seqrec::Error;
 use seqrec::source::mic::{
     CaptureReader, CaptureWriter, MicOptions, Microphone, QueueConfig, capture_queue,
+    list_input_devices,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -88,6 +89,7 @@ fn queue(
         target_rate,
         chunk_frames,
         queue_chunks,
+        stall_timeout: None,
     })
     .unwrap()
 }
@@ -306,6 +308,52 @@ fn errors_come_after_the_audio_captured_before_them() {
 }
 
 #[test]
+fn a_source_that_goes_silent_is_declared_dead() {
+    let cfg = |stall| QueueConfig {
+        name: "test-device".into(),
+        channels: 1,
+        native_rate: 16_000,
+        target_rate: 16_000,
+        chunk_frames: 160,
+        queue_chunks: 8,
+        stall_timeout: Some(stall),
+    };
+    let mut out = Vec::new();
+    // Audio, then nothing (not even silence): an error once the stall timeout has passed, even
+    // within a single long read.
+    let (mut w, mut r) = capture_queue(&cfg(Duration::from_millis(200))).unwrap();
+    w.write(&[0.0f32; 160], Instant::now());
+    assert_eq!(r.read(&mut out, Duration::ZERO).unwrap(), 160);
+    let start = Instant::now();
+    let err = r.read(&mut out, Duration::from_secs(10)).unwrap_err();
+    let waited = start.elapsed();
+    assert!(waited < Duration::from_secs(2), "{waited:?}");
+    assert!(
+        err.to_string().contains("stopped delivering audio"),
+        "{err}"
+    );
+    assert!(r.has_failed());
+    // Nothing from the start.
+    let (_w, mut r) = capture_queue(&cfg(Duration::from_millis(100))).unwrap();
+    let err = r.read(&mut out, Duration::from_secs(10)).unwrap_err();
+    assert!(err.to_string().contains("delivers nothing"), "{err}");
+    // A source that keeps delivering is not stalled, however long the reads wait.
+    let (mut w, mut r) = capture_queue(&cfg(Duration::from_millis(100))).unwrap();
+    let writer = std::thread::spawn(move || {
+        for _ in 0..30 {
+            w.write(&[0.0f32; 160], Instant::now());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        w
+    });
+    let mut total = 0;
+    while total < 30 * 160 {
+        total += r.read(&mut out, Duration::from_secs(5)).unwrap();
+    }
+    drop(writer.join().unwrap());
+}
+
+#[test]
 fn read_times_out_with_nothing() {
     let (mut w, mut r) = queue(1, 16_000, 16_000, 160, 8);
     let mut out = Vec::new();
@@ -433,9 +481,10 @@ fn bad_settings_are_refused_with_their_name() {
             target_rate: 16_000,
             chunk_frames: 480,
             queue_chunks: 10,
+            stall_timeout: None,
         };
         f(&mut cfg);
-        capture_queue(&cfg).err().expect("refused").to_string()
+        capture_queue(&cfg).expect_err("refused").to_string()
     };
     assert!(bad(|c| c.channels = 0).contains("channels"));
     assert!(bad(|c| c.native_rate = 0).contains("native_rate"));
@@ -471,6 +520,13 @@ fn bad_settings_are_refused_with_their_name() {
                 ..MicOptions::default()
             },
             "queue_chunks",
+        ),
+        (
+            MicOptions {
+                stall_timeout: Some(Duration::ZERO),
+                ..MicOptions::default()
+            },
+            "stall_timeout",
         ),
     ] {
         let err = Microphone::open(&opts).unwrap_err();
@@ -564,6 +620,44 @@ fn live_capture_child() {
     }
     let clip_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/clips/speech_16k.wav");
     let clip = seqrec::source::read_all(&clip_path, 16_000).unwrap();
+
+    // The device list has the default device, and it can be opened by index or name; unknown
+    // names are refused with the list.
+    let devices = list_input_devices().unwrap();
+    let default = devices
+        .iter()
+        .find(|d| d.is_default)
+        .expect("a default input device");
+    println!(
+        "{} input devices; default: {} `{}` ({}), configs: {:?}",
+        devices.len(),
+        default.index,
+        default.name,
+        default.description,
+        default.configs
+    );
+    assert!(!default.configs.is_empty());
+    for wanted in [default.index.to_string(), default.name.clone()] {
+        let mic = Microphone::open(&MicOptions {
+            device: Some(wanted),
+            ..MicOptions::default()
+        })
+        .unwrap();
+        assert_eq!(mic.device_name(), default.name);
+    }
+    let err = Microphone::open(&MicOptions {
+        device: Some("no-such-device".into()),
+        ..MicOptions::default()
+    })
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(err, Error::Device { .. })
+            && msg.contains("no-such-device")
+            && msg.contains(&format!("{}: {}", default.index, default.name)),
+        "{msg}"
+    );
+
     // The device's own choice (PulseAudio resamples to 16 kHz), then 48 kHz resampled here.
     for native_rate in [None, Some(48_000)] {
         let opts = MicOptions {

@@ -269,3 +269,32 @@ fn batch_cli_plots_and_stats() {
     assert_eq!(s["stages"]["frames"].as_u64(), Some(297));
     assert_eq!(s["stages"]["events"].as_u64(), Some(3));
 }
+
+#[test]
+fn synthetic_source_through_the_pipeline() {
+    use seqrec::source::synthetic::{Segment, Synthetic};
+    let rec = recognizer(Backend::Native);
+    let mut src = Synthetic::new(
+        16000,
+        160,
+        &[
+            Segment::Silence(0.5),
+            Segment::Tone {
+                hz: 1000.0,
+                amp: 0.3,
+                secs: 0.4,
+            },
+            Segment::Silence(0.6),
+        ],
+    );
+    let mut p = rec.stream().unwrap();
+    let r = process_source(&mut p, &mut src, false, false).unwrap();
+    assert!((r.duration_s - 1.5).abs() < 1e-9);
+    let ev = &r.output.events;
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0].label, "beep");
+    assert!(
+        (ev[0].start_s - 0.5).abs() <= 0.06 && (ev[0].end_s - 0.9).abs() <= 0.06,
+        "{ev:?}"
+    );
+}

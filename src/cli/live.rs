@@ -130,7 +130,9 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         let n = match mic.read(&mut buf, Duration::from_millis(100)) {
             Ok(n) => n,
             Err(e) => {
-                break Err(anyhow::Error::new(e).context("the input device failed; capture stopped"));
+                break Err(
+                    anyhow::Error::new(e).context("the input device failed; capture stopped")
+                );
             }
         };
         let dropped = mic.dropped_chunks();

@@ -45,7 +45,10 @@
 //! Device errors reported by cpal's error callback travel through a third small queue and come
 //! out of [`Microphone::read`] as [`Error::Device`], after the audio captured before them. Buffer
 //! overruns that the audio system recovers from by itself (xruns) are only counted
-//! ([`Microphone::overruns`]).
+//! ([`Microphone::overruns`]). Not every failure is reported, though: when the PulseAudio server
+//! behind ALSA dies, the stream simply stops calling back. A live device always delivers
+//! samples, even of silence, so a stream that delivers nothing for
+//! [`MicOptions::stall_timeout`] is declared dead, with an [`Error::Device`] too.
 //!
 //! # Timing
 //!
@@ -99,9 +102,9 @@ use crate::source::file::MAX_SAMPLE_RATE;
 ///
 /// Smaller than for files (1024), because each unit is latency: at 48 → 16 kHz a unit is 768
 /// input frames (16 ms) and the resampler's delay half an output unit (8 ms). The anti-aliasing
-/// filter is still sharp enough for speech models: measured at 48 → 16 kHz, a 1 kHz tone comes out
-/// within -90 dB of the ideal tone, and tones from 8.6 kHz up are attenuated by more than 60 dB
-/// (see the tests).
+/// filter is still sharp: measured (`tests/mic.rs`), a 1 kHz tone comes out within -135 dB
+/// (48 → 16 kHz) and -121 dB (44.1 → 16 kHz) of the ideal tone, and at 48 → 16 kHz tones of
+/// 8.6 kHz and up are attenuated by more than 140 dB.
 const MIN_FFT_UNIT: usize = 256;
 
 /// Largest FFT unit (frames, either side) accepted; rate pairs needing more are refused.
@@ -212,6 +215,12 @@ pub struct MicOptions {
     /// Rate to open the device at, Hz. Default `None`: `target_rate` when the device offers it
     /// (no resampling needed), else 48000, else 44100, else the device's default rate.
     pub native_rate: Option<u32>,
+    /// A device that delivers no audio for this long (from the start of the stream until the
+    /// first audio) counts as gone: [`Microphone::read`] returns an error. Needed because a
+    /// sound server that dies (PulseAudio behind ALSA) is not reported as an error: the stream
+    /// just goes silent, without even silence. `None`: wait forever. Default 5 s (the first audio
+    /// was seen to take up to 2.4 s).
+    pub stall_timeout: Option<Duration>,
 }
 
 impl Default for MicOptions {
@@ -223,6 +232,7 @@ impl Default for MicOptions {
             queue_chunks: 100,
             buffer_frames: Some(1024),
             native_rate: None,
+            stall_timeout: Some(Duration::from_secs(5)),
         }
     }
 }
@@ -244,6 +254,12 @@ impl MicOptions {
             return Err(Error::config(
                 "queue_chunks",
                 format!("{} is out of range (1..=100000)", self.queue_chunks),
+            ));
+        }
+        if self.stall_timeout == Some(Duration::ZERO) {
+            return Err(Error::config(
+                "stall_timeout",
+                "0 s: give a positive duration, or none to wait forever",
             ));
         }
         if self.buffer_frames == Some(0) {
@@ -272,8 +288,25 @@ pub struct Microphone {
     sample_format: SampleFormat,
     buffer_size: cpal::BufferSize,
     stop: Arc<AtomicBool>,
-    /// Dropping the stream stops the capture; declared last so the reader outlives nothing.
-    _stream: cpal::Stream,
+    /// Dropping the stream stops the capture (`None` only while dropping).
+    stream: Option<cpal::Stream>,
+}
+
+impl Drop for Microphone {
+    /// Stops the capture. A stream whose device failed is released on a background thread:
+    /// when a PulseAudio server dies, the ALSA plugin's threads deadlock, and releasing the
+    /// stream would block forever (seen with alsa-plugins 1.2.7 and PulseAudio 16).
+    fn drop(&mut self) {
+        let Some(stream) = self.stream.take() else {
+            return;
+        };
+        if self.reader.has_failed() {
+            // If the thread cannot be started, the closure (and the stream) is dropped here.
+            let _ = std::thread::Builder::new()
+                .name("seqrec-mic-release".into())
+                .spawn(move || drop(stream));
+        }
+    }
 }
 
 impl std::fmt::Debug for Microphone {
@@ -345,6 +378,7 @@ impl Microphone {
             target_rate: opts.target_rate,
             chunk_frames,
             queue_chunks: opts.queue_chunks,
+            stall_timeout: opts.stall_timeout,
         })?;
         let sample_format = range.sample_format();
         let stream = build_stream(&device, &config, sample_format, writer).map_err(|e| {
@@ -368,7 +402,7 @@ impl Microphone {
             sample_format,
             buffer_size,
             stop: Arc::new(AtomicBool::new(false)),
-            _stream: stream,
+            stream: Some(stream),
         })
     }
 
@@ -478,6 +512,9 @@ pub struct QueueConfig {
     pub chunk_frames: usize,
     /// Capacity of the queue, in chunks.
     pub queue_chunks: usize,
+    /// How long the reader waits without any call to [`CaptureWriter::write`] (counted from the
+    /// queue's creation until the first call) before it declares the source dead; `None`: forever.
+    pub stall_timeout: Option<Duration>,
 }
 
 /// Creates the lock-free, allocation-free hand-off between an audio callback and a reader:
@@ -526,7 +563,7 @@ pub fn capture_queue(cfg: &QueueConfig) -> Result<(CaptureWriter, CaptureReader)
             .expect("the pool holds every buffer");
     }
     let (err_tx, err_rx) = crossbeam_channel::bounded::<String>(1);
-    let counters = Arc::new(Counters::default());
+    let counters = Arc::new(Counters::new());
 
     let writer = CaptureWriter {
         data_tx,
@@ -557,18 +594,50 @@ pub fn capture_queue(cfg: &QueueConfig) -> Result<(CaptureWriter, CaptureReader)
         frames_in: 0,
         frames_out: 0,
         last_captured_at: None,
+        stall_timeout: cfg.stall_timeout,
         failed: None,
     };
     Ok((writer, reader))
 }
 
 /// Counters shared by the writer (and its error reporter) and the reader.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Counters {
     dropped: AtomicU64,
     overruns: AtomicU64,
     /// Set once a fatal error has been reported; later errors are ignored.
     failed: AtomicBool,
+    /// When the queue was made: the reference for `last_callback`.
+    origin: Instant,
+    /// Nanoseconds from `origin` to the last callback, plus one; 0 before the first.
+    last_callback: AtomicU64,
+}
+
+impl Counters {
+    fn new() -> Counters {
+        Counters {
+            dropped: AtomicU64::new(0),
+            overruns: AtomicU64::new(0),
+            failed: AtomicBool::new(false),
+            origin: Instant::now(),
+            last_callback: AtomicU64::new(0),
+        }
+    }
+
+    /// Records that a callback ran at `now`.
+    fn note_callback(&self, now: Instant) {
+        let ns = u64::try_from(now.saturating_duration_since(self.origin).as_nanos())
+            .unwrap_or(u64::MAX - 1);
+        self.last_callback.store(ns + 1, Ordering::Relaxed);
+    }
+
+    /// When the last callback ran; `None` before the first.
+    fn last_callback(&self) -> Option<Instant> {
+        match self.last_callback.load(Ordering::Relaxed) {
+            0 => None,
+            ns => Some(self.origin + Duration::from_nanos(ns - 1)),
+        }
+    }
 }
 
 /// A chunk of mono audio at the native rate.
@@ -633,6 +702,7 @@ impl CaptureWriter {
     {
         let channels = self.channels;
         let frames = interleaved.len() / channels;
+        self.counters.note_callback(now);
         self.clock.observe(now, self.frames_seen + frames as u64);
         let mut frame = 0;
         while frame < frames {
@@ -866,6 +936,7 @@ pub struct CaptureReader {
     /// Frames returned to the caller.
     frames_out: u64,
     last_captured_at: Option<Instant>,
+    stall_timeout: Option<Duration>,
     /// Set once a failure has been returned.
     failed: Option<String>,
 }
@@ -924,6 +995,28 @@ impl CaptureReader {
                 return Err(self.set_failed(reason));
             }
             let now = Instant::now();
+            // Wait for audio until the deadline, or until the source counts as stalled.
+            let mut wake = deadline;
+            if let Some(stall) = self.stall_timeout {
+                let last = self.counters.last_callback();
+                let stalled_at = last.unwrap_or(self.counters.origin) + stall;
+                if now >= stalled_at {
+                    let reason = match last {
+                        Some(last) => format!(
+                            "no audio for {:.1} s: the device stopped delivering audio \
+                             (unplugged, or its sound server stopped)",
+                            now.duration_since(last).as_secs_f64()
+                        ),
+                        None => format!(
+                            "no audio in the {:.1} s since the stream was started: the device \
+                             delivers nothing (is it in use, muted at the driver level, or gone?)",
+                            now.duration_since(self.counters.origin).as_secs_f64()
+                        ),
+                    };
+                    return Err(self.set_failed(reason));
+                }
+                wake = wake.min(stalled_at);
+            }
             if now >= deadline {
                 return Ok(0);
             }
@@ -942,14 +1035,18 @@ impl CaptureReader {
                         return Err(self.set_failed(reason));
                     }
                     // The error side is gone: the writer is too; wait on the data alone.
-                    if let Ok(chunk) = self.data_rx.recv_deadline(deadline) {
+                    if let Ok(chunk) = self.data_rx.recv_deadline(wake) {
                         let n = self.consume(chunk, out)?;
                         if n > 0 {
                             return Ok(n);
                         }
                     }
                 },
-                default(deadline - now) => return Ok(0),
+                default(wake - now) => {
+                    if wake >= deadline {
+                        return Ok(0);
+                    }
+                },
             }
         }
     }
@@ -957,6 +1054,11 @@ impl CaptureReader {
     /// Chunks the writer dropped because this reader was too slow.
     pub fn dropped_chunks(&self) -> u64 {
         self.counters.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Whether [`read`](CaptureReader::read) has returned an error (the capture is over).
+    pub fn has_failed(&self) -> bool {
+        self.failed.is_some()
     }
 
     /// Buffer overruns reported through the [`ErrorReporter`].
@@ -1289,38 +1391,64 @@ fn choose_config(
     }
 }
 
-/// Human-readable summaries of configuration ranges, merging the channel counts of ranges that
-/// differ only in channels.
+/// Human-readable summaries of configuration ranges: one line per rate range and sample format,
+/// with the channel counts merged and the buffer sizes spanned (ALSA plugin devices offer 1-32
+/// channels, each with its own buffer range).
 fn describe_ranges(ranges: &[SupportedStreamConfigRange]) -> Vec<String> {
-    type Key = (u32, u32, SampleFormat, SupportedBufferSize);
-    let mut groups: Vec<(Key, Vec<u16>)> = Vec::new();
+    struct Group {
+        rates: (u32, u32),
+        format: SampleFormat,
+        channels: Vec<u16>,
+        buffer: Option<(u32, u32)>,
+    }
+    let mut groups: Vec<Group> = Vec::new();
     for r in ranges {
-        let key = (
-            r.min_sample_rate(),
-            r.max_sample_rate(),
-            r.sample_format(),
-            *r.buffer_size(),
-        );
-        match groups.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, chans)) => chans.push(r.channels()),
-            None => groups.push((key, vec![r.channels()])),
+        let rates = (r.min_sample_rate(), r.max_sample_rate());
+        let format = r.sample_format();
+        let i = match groups
+            .iter()
+            .position(|g| g.rates == rates && g.format == format)
+        {
+            Some(i) => i,
+            None => {
+                groups.push(Group {
+                    rates,
+                    format,
+                    channels: Vec::new(),
+                    buffer: None,
+                });
+                groups.len() - 1
+            }
+        };
+        let g = &mut groups[i];
+        g.channels.push(r.channels());
+        if let SupportedBufferSize::Range { min, max } = *r.buffer_size() {
+            g.buffer = Some(match g.buffer {
+                Some((lo, hi)) => (lo.min(min), hi.max(max)),
+                None => (min, max),
+            });
         }
     }
     groups
         .into_iter()
-        .map(|((min, max, format, buffer), mut chans)| {
-            chans.sort_unstable();
-            chans.dedup();
+        .map(|mut g| {
+            g.channels.sort_unstable();
+            g.channels.dedup();
+            let (min, max) = g.rates;
             let rates = if min == max {
                 format!("{min} Hz")
             } else {
                 format!("{min}-{max} Hz")
             };
-            let buffer = match buffer {
-                SupportedBufferSize::Range { min, max } => format!(", buffer {min}-{max} frames"),
-                SupportedBufferSize::Unknown => String::new(),
+            let buffer = match g.buffer {
+                Some((lo, hi)) => format!(", buffer {lo}-{hi} frames"),
+                None => String::new(),
             };
-            format!("{} ch, {rates}, {format}{buffer}", compact_ranges(&chans))
+            format!(
+                "{} ch, {rates}, {}{buffer}",
+                compact_ranges(&g.channels),
+                g.format
+            )
         })
         .collect()
 }
