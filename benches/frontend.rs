@@ -33,6 +33,7 @@ fn main() {
         center: true,
         kind: FeatureKind::Logmel,
         n_mfcc: 20,
+        pad_left: 0,
     };
     let mut summary = Vec::new();
     for (name, cfg) in [

@@ -121,6 +121,15 @@ pub struct DecisionSection {
     /// Labels that never produce events (e.g. `_silence_`, `_unknown_`).
     #[serde(default)]
     pub ignore: Vec<String>,
+    /// An event ends only once its score has stayed below `off_threshold`
+    /// this long, seconds (a score back at `threshold` cancels the wait).
+    /// Default 0: the first frame below ends it.
+    #[serde(default)]
+    pub min_silence_s: f64,
+    /// Padding added before the start and after the end of each event,
+    /// seconds (starts are clamped at 0). Default 0.
+    #[serde(default)]
+    pub pad_s: f64,
 }
 
 fn default_threshold() -> f64 {
@@ -137,6 +146,8 @@ impl Default for DecisionSection {
             min_duration_s: 0.0,
             refractory_s: 0.0,
             ignore: Vec::new(),
+            min_silence_s: 0.0,
+            pad_s: 0.0,
         }
     }
 }
@@ -347,6 +358,8 @@ impl Bundle {
             ("decision.smoothing_s", d.smoothing_s),
             ("decision.min_duration_s", d.min_duration_s),
             ("decision.refractory_s", d.refractory_s),
+            ("decision.min_silence_s", d.min_silence_s),
+            ("decision.pad_s", d.pad_s),
         ] {
             if !(v.is_finite() && (0.0..=3600.0).contains(&v)) {
                 return Err(err(key, format!("{v} is not in [0, 3600] seconds")));

@@ -114,6 +114,11 @@ pub struct DecisionConfig {
     pub refractory_s: f64,
     /// Per label: true if the label never produces events.
     pub ignore: Vec<bool>,
+    /// An open event ends once its score has stayed below `off` this long,
+    /// seconds; a score back at `on` cancels the wait (0: end at once).
+    pub min_silence_s: f64,
+    /// Added before each event's start (clamped at 0) and after its end, seconds.
+    pub pad_s: f64,
 }
 
 impl DecisionConfig {
@@ -187,6 +192,8 @@ impl DecisionConfig {
             ("decision.smoothing_s", sec.smoothing_s),
             ("decision.min_duration_s", sec.min_duration_s),
             ("decision.refractory_s", sec.refractory_s),
+            ("decision.min_silence_s", sec.min_silence_s),
+            ("decision.pad_s", sec.pad_s),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 return Err(Error::config(
@@ -249,6 +256,8 @@ impl DecisionConfig {
             min_duration_s: sec.min_duration_s,
             refractory_s: sec.refractory_s,
             ignore,
+            min_silence_s: sec.min_silence_s,
+            pad_s: sec.pad_s,
         })
     }
 }
@@ -276,6 +285,9 @@ struct LabelState {
     open: Option<(u64, f32)>,
     /// First frame at which a new event may start (refractory period).
     allowed_from: u64,
+    /// While an event is open: the first frame of the current run below
+    /// `off` (the event's end, once the silence has lasted long enough).
+    quiet_since: Option<u64>,
 }
 
 /// Streaming decision stage, one per stream. It is stateful (smoothing
@@ -293,6 +305,7 @@ pub struct Decider {
     time_offset_s: f64,
     min_frames: u64,
     refractory_frames: u64,
+    silence_frames: u64,
     /// Smoothing window, frames.
     window: usize,
     /// The last `window` frames, row-major, `window * n_labels`.
@@ -344,6 +357,7 @@ impl Decider {
             ignore,
             min_frames: frames_at_least(cfg.min_duration_s, frame_period_s),
             refractory_frames: frames_at_least(cfg.refractory_s, frame_period_s),
+            silence_frames: frames_at_least(cfg.min_silence_s, frame_period_s),
             window,
             ring: vec![0.0; window.saturating_mul(n)],
             pos: 0,
@@ -448,19 +462,28 @@ impl Decider {
             let st = &mut self.states[j];
             match st.open {
                 Some((start, max)) => {
-                    if s < self.off[j] {
-                        st.open = None;
-                        if i - start >= self.min_frames {
-                            st.allowed_from = i.saturating_add(self.refractory_frames);
-                            events.push(Event {
-                                label: self.labels[j].clone(),
-                                start_s: self.time_of(start),
-                                end_s: self.time_of(i),
-                                score: max,
-                            });
+                    if s >= self.on[j] {
+                        st.quiet_since = None;
+                    } else if s < self.off[j] && st.quiet_since.is_none() {
+                        st.quiet_since = Some(i);
+                    }
+                    match st.quiet_since {
+                        Some(end) if i - end >= self.silence_frames => {
+                            st.open = None;
+                            st.quiet_since = None;
+                            if end - start >= self.min_frames {
+                                st.allowed_from = end.saturating_add(self.refractory_frames);
+                                let (start_s, end_s) = self.span(start, end);
+                                events.push(Event {
+                                    label: self.labels[j].clone(),
+                                    start_s,
+                                    end_s,
+                                    score: max,
+                                });
+                            }
                         }
-                    } else if s > max {
-                        st.open = Some((start, s));
+                        _ if s > max => st.open = Some((start, s)),
+                        _ => {}
                     }
                 }
                 None => {
@@ -476,15 +499,19 @@ impl Decider {
     /// frame (dropping those shorter than the minimum duration), appends
     /// them in label order, then [`reset`](Decider::reset)s.
     pub fn finish(&mut self, events: &mut Vec<Event>) {
-        let end = self.frame;
         for j in 0..self.n_labels {
-            if let Some((start, max)) = self.states[j].open
+            let st = self.states[j];
+            // An event in its silence wait ends where the silence began;
+            // one still active ends after the last frame.
+            let end = st.quiet_since.unwrap_or(self.frame);
+            if let Some((start, max)) = st.open
                 && end - start >= self.min_frames
             {
+                let (start_s, end_s) = self.span(start, end);
                 events.push(Event {
                     label: self.labels[j].clone(),
-                    start_s: self.time_of(start),
-                    end_s: self.time_of(end),
+                    start_s,
+                    end_s,
                     score: max,
                 });
             }
@@ -529,6 +556,16 @@ impl Decider {
         &self.cfg
     }
 
+    /// Start and end times of an event over frames `start..end`, padded by
+    /// `pad_s` on both sides (the start clamped at 0).
+    fn span(&self, start: u64, end: u64) -> (f64, f64) {
+        let pad = self.cfg.pad_s;
+        (
+            (self.time_of(start) - pad).max(0.0),
+            self.time_of(end) + pad,
+        )
+    }
+
     /// Time of frame `i` since the last reset: `time_offset_s + i * frame_period_s`.
     pub fn time_of(&self, i: u64) -> f64 {
         self.time_offset_s + i as f64 * self.frame_period_s
@@ -562,6 +599,8 @@ mod tests {
             min_duration_s: 0.1,
             refractory_s: 0.2,
             ignore: vec!["c".into()],
+            min_silence_s: 0.0,
+            pad_s: 0.0,
         };
         let c = DecisionConfig::from_section(&sec, &l, 0.01).unwrap();
         assert_eq!(c.smoothing_frames, 5);
@@ -648,6 +687,8 @@ mod tests {
             (
                 DecisionSection {
                     ignore: vec!["maybe".into()],
+                    min_silence_s: 0.0,
+                    pad_s: 0.0,
                     ..d()
                 },
                 "decision.ignore",
@@ -728,6 +769,8 @@ mod tests {
             min_duration_s: 0.0,
             refractory_s: 0.0,
             ignore: vec![false],
+            min_silence_s: 0.0,
+            pad_s: 0.0,
         };
         let mut d = Decider::new(cfg, labels(&["a"]), 0.01, 0.0);
         let mut ev = Vec::new();
@@ -751,6 +794,8 @@ mod tests {
             min_duration_s: f64::NAN,
             refractory_s: -1.0,
             ignore: vec![],
+            min_silence_s: 0.0,
+            pad_s: 0.0,
         };
         let d = Decider::new(cfg, labels(&["a", "b"]), 0.01, 0.0);
         assert_eq!(d.window, 1);
@@ -769,6 +814,8 @@ mod tests {
             min_duration_s: 0.0,
             refractory_s: 0.0,
             ignore: vec![],
+            min_silence_s: 0.0,
+            pad_s: 0.0,
         };
         let mut d = Decider::new(cfg, Vec::new(), 0.01, 0.0);
         let mut ev = Vec::new();

@@ -82,12 +82,9 @@ impl Recognizer {
             ));
         }
         let frame_period_s = cfg.hop_length() as f64 / cfg.sample_rate as f64;
-        // A frame's time is the centre of its analysis window.
-        let time_offset_s = if cfg.center {
-            0.0
-        } else {
-            (cfg.n_fft / 2) as f64 / cfg.sample_rate as f64
-        };
+        // See FeatureConfig::frame_time: the centre of the analysis window,
+        // or the start of a raw frame's new samples.
+        let time_offset_s = cfg.frame_time(0);
         let decision =
             DecisionConfig::from_section(&bundle.decision, &bundle.labels, frame_period_s)?;
         Ok(Recognizer {

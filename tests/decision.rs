@@ -311,6 +311,8 @@ fn refractory_is_per_label_and_only_after_emitted_events() {
 fn ignored_labels_never_produce_events() {
     let s = DecisionSection {
         ignore: vec!["_silence_".into()],
+        min_silence_s: 0.0,
+        pad_s: 0.0,
         ..sec()
     };
     let post = pulses(50, 2, &[(0, 0, 50, 0.95), (1, 10, 30, 0.9)]);
@@ -709,6 +711,8 @@ proptest! {
             min_duration_s: f64::from(min_frames) * P,
             refractory_s: f64::from(refr_frames) * P,
             ignore: vec![false, false, false],
+            min_silence_s: 0.0,
+            pad_s: 0.0,
         };
         let whole = run_chunked(&cfg, &labels, P, 0.0, post, &[usize::MAX / 8]);
         let pieces = run_chunked(&cfg, &labels, P, 0.0, post, &chunks);
@@ -749,6 +753,8 @@ proptest! {
             min_duration_s: min_s,
             refractory_s: refr_s,
             ignore: ignore.clone(),
+            min_silence_s: 0.0,
+            pad_s: 0.0,
         };
         let (got, _, _) = run_chunked(&cfg, &labels, period, offset, &post, &chunks);
         let expected = reference(
@@ -756,4 +762,51 @@ proptest! {
         );
         prop_assert_eq!(got, expected);
     }
+}
+
+/// Silero-style ending: an event ends only after `min_silence_s` below the
+/// off threshold (a score back at `on` cancels the wait, one in between does
+/// not), and events are padded by `pad_s` on both sides.
+#[test]
+fn min_silence_and_padding() {
+    use seqrec::decision::{Decider, DecisionConfig};
+    let period = 0.032; // 512 samples at 16 kHz
+    let cfg = DecisionConfig {
+        smoothing_frames: 1,
+        on: vec![0.5],
+        off: vec![0.35],
+        min_duration_s: 0.0,
+        refractory_s: 0.0,
+        ignore: vec![false],
+        min_silence_s: 0.1, // 3.125 frames -> 4
+        pad_s: 0.03,
+    };
+    let mut p = vec![0.1f32; 3];
+    p.extend([0.9; 7]); // frames 3..10
+    p.extend([0.2, 0.4]); // 10 starts the wait, 11 (between off and on) does not cancel it
+    p.push(0.9); // 12 cancels it
+    p.extend([0.1; 4]); // 13..=16: silence since 13, not yet 4 frames
+    let mut d = Decider::new(cfg.clone(), vec!["speech".into()], period, 0.0);
+    let mut ev = Vec::new();
+    d.push(&p, &mut ev).unwrap();
+    assert!(ev.is_empty(), "{ev:?}");
+    d.push(&[0.1], &mut ev).unwrap(); // frame 17: 4 frames since 13
+    assert_eq!(ev.len(), 1);
+    assert!(
+        (ev[0].start_s - (3.0 * period - 0.03)).abs() < 1e-9,
+        "{ev:?}"
+    );
+    assert!(
+        (ev[0].end_s - (13.0 * period + 0.03)).abs() < 1e-9,
+        "{ev:?}"
+    );
+
+    // An event in its silence wait at the end of the stream ends where the silence began.
+    let mut d = Decider::new(cfg, vec!["speech".into()], period, 0.0);
+    let mut ev = Vec::new();
+    d.push(&[0.9, 0.9, 0.9, 0.1, 0.1], &mut ev).unwrap();
+    d.finish(&mut ev);
+    assert_eq!(ev.len(), 1);
+    assert!(ev[0].start_s.abs() < 1e-12, "start clamped at 0: {ev:?}");
+    assert!((ev[0].end_s - (3.0 * period + 0.03)).abs() < 1e-9, "{ev:?}");
 }

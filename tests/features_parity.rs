@@ -35,6 +35,7 @@ fn music(kind: FeatureKind) -> FeatureConfig {
         center: true,
         kind,
         n_mfcc: 20,
+        pad_left: 0,
     }
 }
 

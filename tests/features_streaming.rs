@@ -41,6 +41,7 @@ fn configs() -> Vec<FeatureConfig> {
             center: true,
             kind: FeatureKind::Mel,
             n_mfcc: 20,
+            pad_left: 0,
         },
         // A hop longer than the FFT: samples between frames are skipped.
         FeatureConfig {
@@ -55,7 +56,7 @@ proptest! {
 
     #[test]
     fn any_chunking_gives_identical_frames(
-        cfg_i in 0usize..4,
+        cfg_i in 0usize..5,
         n in 0usize..12000,
         seed in any::<u64>(),
         sizes in prop::collection::vec(1usize..3000, 1..10),
@@ -105,7 +106,7 @@ proptest! {
     /// block size, thread count and decoder chunking.
     #[test]
     fn parallel_batch_equals_streaming(
-        cfg_i in 0usize..4,
+        cfg_i in 0usize..5,
         n in 0usize..20000,
         seed in any::<u64>(),
         threads in 1usize..4,
@@ -128,4 +129,31 @@ proptest! {
         prop_assert_eq!(frames.len(), whole.len());
         prop_assert!(frames.iter().zip(&whole).all(|(a, b)| a.to_bits() == b.to_bits()));
     }
+}
+
+/// `raw` frames are the samples themselves, after `pad_left` zeros of context
+/// (Silero VAD: 512 new samples + the previous 64 per frame).
+#[test]
+fn raw_frames_with_left_context() {
+    let cfg = FeatureConfig {
+        kind: FeatureKind::Raw,
+        n_fft: 576,
+        win_length: None,
+        hop_length: Some(512),
+        pad_left: 64,
+        ..FeatureConfig::speech_16k()
+    };
+    cfg.validate().unwrap();
+    let x: Vec<f32> = (0..2000).map(|i| i as f32).collect();
+    let out = FrontEnd::new(&cfg).unwrap().process_all(&x);
+    assert_eq!(
+        out.len(),
+        3 * 576,
+        "2000 samples hold 3 whole chunks of 512"
+    );
+    assert!(out[..64].iter().all(|&v| v == 0.0));
+    assert_eq!(&out[64..576], &x[..512]);
+    assert_eq!(&out[576..576 + 576], &x[448..1024]);
+    assert_eq!(cfg.n_frames(2000), 3);
+    assert_eq!(cfg.frame_time(1), 512.0 / 16000.0);
 }

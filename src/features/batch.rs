@@ -59,6 +59,7 @@ pub fn extract_frames(
     let cfg = front.config().clone();
     let (n_fft, hop, n_bins) = (cfg.n_fft, cfg.hop_length(), cfg.n_bins());
     let pad = if cfg.center { n_fft / 2 } else { 0 };
+    let front_pad = pad + cfg.pad_left;
     let threads = opts.threads.max(1);
     let block_frames = opts.block_frames.max(1);
     let (job_tx, job_rx) = bounded::<Job>(threads * 2);
@@ -95,7 +96,7 @@ pub fn extract_frames(
 
         // `buf` holds the (padded) signal from global sample `buf_start` on;
         // `next_frame` is the first frame not yet handed out.
-        let mut buf: Vec<f32> = vec![0.0; pad];
+        let mut buf: Vec<f32> = vec![0.0; front_pad];
         let mut buf_start = 0usize;
         let mut next_frame = 0usize;
         let mut n_samples = 0usize;

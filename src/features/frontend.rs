@@ -111,15 +111,20 @@ impl FrontEnd {
             window[offset + i] = w as f32;
         }
         let n_freqs = n_fft / 2 + 1;
+        let n_mels = if cfg.kind == FeatureKind::Raw {
+            0
+        } else {
+            cfg.n_mels
+        };
         let dense = mel_filterbank(
             cfg.sample_rate,
             n_fft,
-            cfg.n_mels,
+            n_mels,
             cfg.fmin,
             cfg.fmax(),
             cfg.mel_scale,
         );
-        let mel = sparse_rows(&dense, cfg.n_mels, n_freqs);
+        let mel = sparse_rows(&dense, n_mels, n_freqs);
         let dct = match cfg.kind {
             FeatureKind::Mfcc => dct_ortho(cfg.n_mfcc, cfg.n_mels),
             _ => Vec::new(),
@@ -180,10 +185,13 @@ impl FrontEnd {
     fn ensure_started(&mut self) {
         if !self.started {
             self.started = true;
-            if self.cfg.center {
-                self.pending
-                    .resize(self.pending.len() + self.cfg.n_fft / 2, 0.0);
-            }
+            let pad = if self.cfg.center {
+                self.cfg.n_fft / 2
+            } else {
+                0
+            };
+            self.pending
+                .resize(self.pending.len() + pad + self.cfg.pad_left, 0.0);
         }
     }
 
@@ -267,6 +275,10 @@ impl Plan {
     /// loops are compiled for the best ISA this CPU has (they contain no
     /// fused operations, so the choice does not change results).
     fn frame(&self, kind: FeatureKind, samples: &[f32], work: &mut Work, out: &mut [f32]) {
+        if kind == FeatureKind::Raw {
+            out.copy_from_slice(samples);
+            return;
+        }
         match self.isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Isa::detect` found these features on this CPU.
@@ -332,6 +344,8 @@ impl Plan {
             *m = acc.iter().map(|&v| v as f64).sum();
         }
         match kind {
+            // Handled in `frame`, before any transform.
+            FeatureKind::Raw => {}
             FeatureKind::Mel => {
                 for (o, &m) in out.iter_mut().zip(mel.iter()) {
                     *o = m as f32;

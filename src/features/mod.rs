@@ -39,6 +39,9 @@ pub enum FeatureKind {
     Logmel,
     /// Orthonormal DCT-II of the mel power in dB (`n_mfcc` values).
     Mfcc,
+    /// The samples themselves, `n_fft` per frame, no window or transform:
+    /// for models that take raw audio windows (e.g. Silero VAD).
+    Raw,
 }
 
 impl std::str::FromStr for FeatureKind {
@@ -48,9 +51,10 @@ impl std::str::FromStr for FeatureKind {
             "mel" => Ok(FeatureKind::Mel),
             "logmel" => Ok(FeatureKind::Logmel),
             "mfcc" => Ok(FeatureKind::Mfcc),
+            "raw" => Ok(FeatureKind::Raw),
             _ => Err(Error::config(
                 "kind",
-                format!("`{s}` is not one of mel, logmel, mfcc"),
+                format!("`{s}` is not one of mel, logmel, mfcc, raw"),
             )),
         }
     }
@@ -71,7 +75,8 @@ pub struct FeatureConfig {
     /// Hop between frames in samples. Default: `win_length / 4`.
     #[serde(default)]
     pub hop_length: Option<usize>,
-    /// Number of mel bands.
+    /// Number of mel bands (not used by `raw`). Default 40.
+    #[serde(default = "default_n_mels")]
     pub n_mels: usize,
     /// Lowest filterbank frequency in Hz. Default 0.
     #[serde(default)]
@@ -85,6 +90,10 @@ pub struct FeatureConfig {
     /// Pad `n_fft / 2` zeros on each side (librosa `center=True`). Default false.
     #[serde(default)]
     pub center: bool,
+    /// Zeros before the first sample (after any `center` padding), e.g. the
+    /// 64 samples of context Silero VAD expects before its first chunk. Default 0.
+    #[serde(default)]
+    pub pad_left: usize,
     /// What to emit. Default `logmel`.
     #[serde(default)]
     pub kind: FeatureKind,
@@ -95,6 +104,10 @@ pub struct FeatureConfig {
 
 fn default_n_mfcc() -> usize {
     13
+}
+
+fn default_n_mels() -> usize {
+    40
 }
 
 impl FeatureConfig {
@@ -113,6 +126,7 @@ impl FeatureConfig {
             center: false,
             kind: FeatureKind::Logmel,
             n_mfcc: 13,
+            pad_left: 0,
         }
     }
 
@@ -136,6 +150,25 @@ impl FeatureConfig {
         match self.kind {
             FeatureKind::Mel | FeatureKind::Logmel => self.n_mels,
             FeatureKind::Mfcc => self.n_mfcc,
+            FeatureKind::Raw => self.n_fft,
+        }
+    }
+
+    /// Time of frame `i`'s reference point, seconds from the first input
+    /// sample: the centre of its analysis window for spectral kinds, and the
+    /// first sample after its `pad_left` context for `raw` (Silero's chunk
+    /// start convention).
+    pub fn frame_time(&self, i: u64) -> f64 {
+        let sr = self.sample_rate as f64;
+        let start = i as f64 * self.hop_length() as f64;
+        let pad = if self.center {
+            (self.n_fft / 2) as f64
+        } else {
+            0.0
+        };
+        match self.kind {
+            FeatureKind::Raw => (start - pad) / sr,
+            _ => (start + (self.n_fft / 2) as f64 - pad - self.pad_left as f64) / sr,
         }
     }
 
@@ -148,7 +181,7 @@ impl FeatureConfig {
     /// samples, once [`FrontEnd::finish`] has been called.
     pub fn n_frames(&self, n_samples: usize) -> usize {
         let pad = if self.center { self.n_fft / 2 } else { 0 };
-        let total = n_samples + 2 * pad;
+        let total = n_samples + 2 * pad + self.pad_left;
         if total < self.n_fft {
             0
         } else {
@@ -183,6 +216,15 @@ impl FeatureConfig {
         }
         if self.hop_length() == 0 {
             return Err(Error::config("hop_length", "must be at least 1"));
+        }
+        if self.pad_left > self.n_fft {
+            return Err(Error::config(
+                "pad_left",
+                format!("{} must be at most n_fft ({})", self.pad_left, self.n_fft),
+            ));
+        }
+        if self.kind == FeatureKind::Raw {
+            return Ok(());
         }
         if self.n_mels == 0 || self.n_mels > 1024 {
             return Err(Error::config(

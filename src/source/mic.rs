@@ -114,7 +114,7 @@ const MAX_FFT_UNIT: usize = 1 << 16;
 const PREFERRED_RATES: [u32; 2] = [48_000, 44_100];
 
 /// Window of the sample clock's anchor (see "Timing" in the [module docs](self)): the anchor is
-/// the least-delayed callback's over this long, in [`CLOCK_BUCKETS`] steps.
+/// the least-delayed callback's over this long (the window slides in eighths).
 pub const CLOCK_WINDOW: Duration = Duration::from_secs(2);
 
 /// Steps in which the sample clock's window slides.
@@ -1391,9 +1391,10 @@ fn choose_config(
     }
 }
 
-/// Human-readable summaries of configuration ranges: one line per rate range and sample format,
-/// with the channel counts merged and the buffer sizes spanned (ALSA plugin devices offer 1-32
-/// channels, each with its own buffer range).
+/// Human-readable summaries of configuration ranges, e.g. `1-32 ch, 1-384000 Hz, i16/f32,
+/// buffer 1-699051 frames`: channel counts merged, formats offered with the same channels and
+/// rates on one line, buffer sizes spanned (ALSA plugin devices offer 1-32 channels, each with
+/// its own buffer range).
 fn describe_ranges(ranges: &[SupportedStreamConfigRange]) -> Vec<String> {
     struct Group {
         rates: (u32, u32),
@@ -1429,26 +1430,39 @@ fn describe_ranges(ranges: &[SupportedStreamConfigRange]) -> Vec<String> {
             });
         }
     }
-    groups
+    // Formats offered with the same channels and rates share a line.
+    type Line = (String, Vec<SampleFormat>, Option<(u32, u32)>);
+    let mut lines: Vec<Line> = Vec::new();
+    for mut g in groups {
+        g.channels.sort_unstable();
+        g.channels.dedup();
+        let (min, max) = g.rates;
+        let rates = if min == max {
+            format!("{min} Hz")
+        } else {
+            format!("{min}-{max} Hz")
+        };
+        let head = format!("{} ch, {rates}", compact_ranges(&g.channels));
+        match lines.iter_mut().find(|(h, _, _)| *h == head) {
+            Some((_, formats, buffer)) => {
+                formats.push(g.format);
+                *buffer = match (*buffer, g.buffer) {
+                    (Some((a, b)), Some((c, d))) => Some((a.min(c), b.max(d))),
+                    (x, y) => x.or(y),
+                };
+            }
+            None => lines.push((head, vec![g.format], g.buffer)),
+        }
+    }
+    lines
         .into_iter()
-        .map(|mut g| {
-            g.channels.sort_unstable();
-            g.channels.dedup();
-            let (min, max) = g.rates;
-            let rates = if min == max {
-                format!("{min} Hz")
-            } else {
-                format!("{min}-{max} Hz")
-            };
-            let buffer = match g.buffer {
+        .map(|(head, formats, buffer)| {
+            let formats: Vec<String> = formats.iter().map(ToString::to_string).collect();
+            let buffer = match buffer {
                 Some((lo, hi)) => format!(", buffer {lo}-{hi} frames"),
                 None => String::new(),
             };
-            format!(
-                "{} ch, {rates}, {}{buffer}",
-                compact_ranges(&g.channels),
-                g.format
-            )
+            format!("{head}, {}{buffer}", formats.join("/"))
         })
         .collect()
 }
