@@ -46,6 +46,15 @@ fn configs() -> Vec<FeatureConfig> {
         // A hop longer than the FFT: samples between frames are skipped.
         FeatureConfig {
             hop_length: Some(600),
+            ..speech.clone()
+        },
+        // Raw windows with left context (Silero VAD's framing).
+        FeatureConfig {
+            kind: FeatureKind::Raw,
+            n_fft: 576,
+            win_length: None,
+            hop_length: Some(512),
+            pad_left: 64,
             ..speech
         },
     ]
