@@ -467,8 +467,10 @@ impl Decider {
                     } else if s < self.off[j] && st.quiet_since.is_none() {
                         st.quiet_since = Some(i);
                     }
+                    // The event ends on a frame below `off` once the quiet
+                    // run has lasted `silence_frames` (Silero's VADIterator rule).
                     match st.quiet_since {
-                        Some(end) if i - end >= self.silence_frames => {
+                        Some(end) if i - end >= self.silence_frames && s < self.off[j] => {
                             st.open = None;
                             st.quiet_since = None;
                             if end - start >= self.min_frames {
@@ -499,19 +501,19 @@ impl Decider {
     /// frame (dropping those shorter than the minimum duration), appends
     /// them in label order, then [`reset`](Decider::reset)s.
     pub fn finish(&mut self, events: &mut Vec<Event>) {
+        let end = self.frame;
         for j in 0..self.n_labels {
-            let st = self.states[j];
-            // An event in its silence wait ends where the silence began;
-            // one still active ends after the last frame.
-            let end = st.quiet_since.unwrap_or(self.frame);
-            if let Some((start, max)) = st.open
+            // An open event (even one waiting out its silence) ends with the
+            // stream, after the last frame, with no end padding: there is no
+            // audio after it (as Silero's get_speech_timestamps does).
+            if let Some((start, max)) = self.states[j].open
                 && end - start >= self.min_frames
             {
-                let (start_s, end_s) = self.span(start, end);
+                let (start_s, _) = self.span(start, end);
                 events.push(Event {
                     label: self.labels[j].clone(),
                     start_s,
-                    end_s,
+                    end_s: self.time_of(end),
                     score: max,
                 });
             }

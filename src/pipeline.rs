@@ -58,6 +58,7 @@ impl Recognizer {
             constants: seq.constants.clone(),
             input: seq.input.clone(),
             output: seq.output.clone(),
+            input_size: Some(cfg.n_bins()),
             ..OrtSpec::default()
         };
         let model = SequenceModel::load(&seq.onnx, seq.backend, &spec)?;

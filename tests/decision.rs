@@ -801,12 +801,24 @@ fn min_silence_and_padding() {
         "{ev:?}"
     );
 
-    // An event in its silence wait at the end of the stream ends where the silence began.
+    // The wait ends only on a frame below `off`: 4 frames after the quiet
+    // run began, a score between off and on keeps the event open.
+    let mut d = Decider::new(cfg.clone(), vec!["speech".into()], period, 0.0);
+    let mut ev = Vec::new();
+    d.push(&[0.9, 0.9, 0.1, 0.1, 0.1, 0.1, 0.4], &mut ev)
+        .unwrap();
+    assert!(ev.is_empty(), "{ev:?}");
+    d.push(&[0.2], &mut ev).unwrap();
+    assert_eq!(ev.len(), 1);
+    assert!((ev[0].end_s - (2.0 * period + 0.03)).abs() < 1e-9, "{ev:?}");
+
+    // An open event (even one waiting out its silence) ends with the stream,
+    // after the last frame, without end padding.
     let mut d = Decider::new(cfg, vec!["speech".into()], period, 0.0);
     let mut ev = Vec::new();
     d.push(&[0.9, 0.9, 0.9, 0.1, 0.1], &mut ev).unwrap();
     d.finish(&mut ev);
     assert_eq!(ev.len(), 1);
     assert!(ev[0].start_s.abs() < 1e-12, "start clamped at 0: {ev:?}");
-    assert!((ev[0].end_s - (3.0 * period + 0.03)).abs() < 1e-9, "{ev:?}");
+    assert!((ev[0].end_s - 5.0 * period).abs() < 1e-9, "{ev:?}");
 }

@@ -66,6 +66,8 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         bail!("--chunk must be at least 1 frame");
     }
     let x = npy::read_f32(&a.input)?;
+    // For models whose frame size is dynamic, the array says it.
+    spec.input_size = x.shape.last().copied();
     let model = SequenceModel::load(&a.model, a.backend, &spec)?;
     if let (SequenceModel::Native(m), false) = (&model, spec.state.is_empty()) {
         let have: Vec<[String; 2]> = m

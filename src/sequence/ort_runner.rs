@@ -38,6 +38,10 @@ pub struct OrtSpec {
     pub output: Option<String>,
     /// Session options.
     pub session: SessionOptions,
+    /// Values per input frame, for models whose input's last axis is
+    /// dynamic (e.g. Silero VAD's `[N, samples]`). Checked against the
+    /// model when its axis is fixed.
+    pub input_size: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -209,9 +213,23 @@ impl OrtModel {
                 format!("`{input}` must be [T, 1, I] or [1, I] ({})", listing()),
             ));
         }
+        let input_size = match (in_shape.last(), spec.input_size) {
+            (Some(&d), Some(want)) if d > 0 && d as usize != want => {
+                return Err(Error::config(
+                    "input",
+                    format!(
+                        "the features give {want} values per frame, `{input}` takes {d} ({})",
+                        listing()
+                    ),
+                ));
+            }
+            (Some(&d), _) if d > 0 => d as usize,
+            (_, Some(want)) => want,
+            _ => last(&in_shape, &input)?,
+        };
         Ok(OrtModel {
             path: path.to_path_buf(),
-            input_size: last(&in_shape, &input)?,
+            input_size,
             output_size: last(&out_shape, &output)?,
             input,
             output,

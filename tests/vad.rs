@@ -1,0 +1,65 @@
+//! The Silero VAD bundle (`models/vad`) against Silero's own streaming loop.
+//!
+//! References by `scripts/make_vad_refs.py`: per-chunk probabilities from
+//! onnxruntime in Python (cross-checked against the silero-vad package's
+//! OnnxWrapper/VADIterator), and the speech segments of VADIterator's rules.
+
+use std::path::PathBuf;
+
+use seqrec::bundle::Bundle;
+use seqrec::pipeline::{Recognizer, process_source};
+use seqrec::source::AudioFile;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn probabilities_and_segments_match_silero() {
+    let rec = Recognizer::new(Bundle::load(root().join("models/vad")).unwrap()).unwrap();
+    let segs: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("fixtures/clips/vad/reference_segments.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let mut p = rec.stream().unwrap();
+    for (name, wav) in [
+        ("speech_pauses", "fixtures/clips/vad/speech_pauses.wav"),
+        ("noise_only", "fixtures/clips/vad/noise_only.wav"),
+        ("speech_16k", "fixtures/clips/speech_16k.wav"),
+    ] {
+        let mut f = AudioFile::open(root().join(wav), 16000).unwrap();
+        let out = process_source(&mut p, &mut f, false, true).unwrap().output;
+        let want =
+            seqrec::npy::read_f32(root().join(format!("fixtures/clips/vad/{name}.probs.npy")))
+                .unwrap();
+        assert_eq!(
+            out.posteriors.len(),
+            want.data.len(),
+            "{name}: one probability per whole 512-sample chunk"
+        );
+        let d = out
+            .posteriors
+            .iter()
+            .zip(&want.data)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(d <= 1e-4, "{name}: max difference {d}");
+        let want_segs = segs[name].as_array().unwrap();
+        assert_eq!(
+            out.events.len(),
+            want_segs.len(),
+            "{name}: {:?}",
+            out.events
+        );
+        for (e, w) in out.events.iter().zip(want_segs) {
+            assert!(
+                (e.start_s - w["start_s"].as_f64().unwrap()).abs() < 1e-6,
+                "{name}: {e:?} vs {w}"
+            );
+            assert!(
+                (e.end_s - w["end_s"].as_f64().unwrap()).abs() < 1e-6,
+                "{name}: {e:?} vs {w}"
+            );
+        }
+    }
+}
