@@ -133,13 +133,13 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let dur = n_samples as f64 / cfg.sample_rate as f64;
     let (lo, hi, sum) = summary(&frames);
     eprintln!(
-        "{}: {:.2} s of audio at {} Hz ({} Hz, {} ch in the file) -> {n_frames} x {bins} {:?} frames",
+        "{}: {:.2} s of audio at {} Hz ({} Hz, {} ch in the file) -> {n_frames} x {bins} {} frames",
         a.input.display(),
         dur,
         cfg.sample_rate,
         file.source_rate(),
         file.source_channels(),
-        cfg.kind,
+        format!("{:?}", cfg.kind).to_lowercase(),
     );
     if !frames.is_empty() {
         eprintln!(

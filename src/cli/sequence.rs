@@ -114,9 +114,9 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         stream.snapshot().save_npy(dir)?;
     }
     eprintln!(
-        "{}: {t} frames x {i} -> {o} ({:?} backend, {:.1} µs/frame), wrote {}",
+        "{}: {t} frames x {i} -> {o} ({} backend, {:.1} µs/frame), wrote {}",
         a.model.display(),
-        a.backend,
+        format!("{:?}", a.backend).to_lowercase(),
         secs * 1e6 / t.max(1) as f64,
         a.out.display()
     );
