@@ -61,6 +61,7 @@ use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
 use symphonia::core::io::{MediaSourceStream, MediaSourceStreamOptions};
 use symphonia::core::meta::MetadataOptions;
 
+use super::resample;
 use crate::error::{Error, Result};
 
 /// Highest sample rate accepted, for files and for `target_rate` (Hz).
@@ -642,42 +643,29 @@ impl AudioFile {
 
 impl Resampling {
     fn new(path: &Path, source_rate: u32, target_rate: u32) -> Result<Resampling> {
-        let (fin, fout) = (source_rate as usize, target_rate as usize);
-        let g = gcd(fin, fout);
-        let (min_in, min_out) = (fin / g, fout / g);
-        // Smallest multiple of the rational period giving units of at least MIN_FFT_UNIT frames on
-        // both sides, made even so both unit sizes are even and the delay (half the output
-        // unit) is a whole number of frames.
-        let mut k = MIN_FFT_UNIT
-            .div_ceil(min_in)
-            .max(MIN_FFT_UNIT.div_ceil(min_out));
-        k += k % 2;
-        let (unit_in, unit_out) = (k * min_in, k * min_out);
-        if unit_in > MAX_FFT_UNIT || unit_out > MAX_FFT_UNIT {
-            return Err(unsupported(
+        let units = resample::units(source_rate, target_rate, MIN_FFT_UNIT, MAX_FFT_UNIT).map_err(|u| {
+            unsupported(
                 path,
                 format!(
                     "cannot resample {source_rate} Hz to {target_rate} Hz: the rates have too small \
-                     a common divisor ({g}), resampling would need a {}-frame FFT; \
+                     a common divisor ({}), resampling would need a {}-frame FFT; \
                      convert the file to a standard rate first",
-                    unit_in.max(unit_out)
-                ),
-            ));
-        }
-        // With chunk_size_in == unit_in and one sub-chunk, rubato picks exactly k periods per FFT
-        // unit, so each `process` call consumes `unit_in` frames and produces `unit_out`.
-        let resampler = FftFixedIn::<f32>::new(fin, fout, unit_in, 1, 1).map_err(|e| {
-            Error::config(
-                "target_rate",
-                format!(
-                    "cannot resample {} from {source_rate} Hz to {target_rate} Hz: {e}",
-                    path.display()
+                    u.gcd,
+                    u.unit_in.max(u.unit_out)
                 ),
             )
         })?;
-        debug_assert_eq!(resampler.input_frames_next(), unit_in);
-        let out = resampler.output_buffer_allocate(true);
-        let to_skip = resampler.output_delay();
+        let (unit_in, unit_out) = (units.unit_in, units.unit_out);
+        let (resampler, out, to_skip) = resample::fft_resampler(source_rate, target_rate, unit_in)
+            .map_err(|e| {
+                Error::config(
+                    "target_rate",
+                    format!(
+                        "cannot resample {} from {source_rate} Hz to {target_rate} Hz: {e}",
+                        path.display()
+                    ),
+                )
+            })?;
         Ok(Resampling {
             resampler,
             unit_in,
@@ -774,13 +762,6 @@ fn downmix(planes: &[Vec<f32>], out: &mut Vec<f32>) -> usize {
     frames
 }
 
-fn gcd(mut a: usize, mut b: usize) -> usize {
-    while b != 0 {
-        (a, b) = (b, a % b);
-    }
-    a
-}
-
 /// Decodes the whole file into memory: mono f32 at `target_rate`.
 ///
 /// Convenience for short clips and tests; long files should be streamed with
@@ -869,8 +850,8 @@ mod tests {
 
     #[test]
     fn gcd_and_rounded_len() {
-        assert_eq!(gcd(44100, 16000), 100);
-        assert_eq!(gcd(7, 13), 1);
+        assert_eq!(resample::gcd(44100, 16000), 100);
+        assert_eq!(resample::gcd(7, 13), 1);
         // 8820 frames at 44.1 kHz -> 3200 at 16 kHz exactly; 1 frame -> round(0.3628) = 0.
         assert_eq!(rounded_len(8820, (441, 160)), 3200);
         assert_eq!(rounded_len(1, (441, 160)), 0);

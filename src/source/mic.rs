@@ -97,6 +97,7 @@ use rubato::{FftFixedIn, Resampler};
 use crate::error::{Error, Result};
 use crate::source::AudioSource;
 use crate::source::file::MAX_SAMPLE_RATE;
+use crate::source::resample;
 
 /// Resampling is done in FFT units of at least this many frames on both sides.
 ///
@@ -1144,33 +1145,24 @@ struct LiveResampler {
 
 impl LiveResampler {
     fn new(source_rate: u32, target_rate: u32) -> Result<LiveResampler> {
-        let (fin, fout) = (source_rate as usize, target_rate as usize);
-        let g = gcd(fin, fout);
-        let (min_in, min_out) = (fin / g, fout / g);
-        // Units of at least MIN_FFT_UNIT frames both sides, an even number of rational periods
-        // so the delay (half the output unit) is a whole number of frames.
-        let mut k = MIN_FFT_UNIT
-            .div_ceil(min_in)
-            .max(MIN_FFT_UNIT.div_ceil(min_out));
-        k += k % 2;
-        let (unit_in, unit_out) = (k * min_in, k * min_out);
-        if unit_in > MAX_FFT_UNIT || unit_out > MAX_FFT_UNIT {
-            return Err(Error::config(
+        let units = resample::units(source_rate, target_rate, MIN_FFT_UNIT, MAX_FFT_UNIT).map_err(|u| {
+            Error::config(
                 "target_rate",
                 format!(
                     "cannot resample {source_rate} Hz to {target_rate} Hz in real time: the rates have \
-                     too small a common divisor ({g}); choose a standard rate (e.g. 16000 or 48000 Hz)"
+                     too small a common divisor ({}); choose a standard rate (e.g. 16000 or 48000 Hz)",
+                    u.gcd
                 ),
-            ));
-        }
-        let resampler = FftFixedIn::<f32>::new(fin, fout, unit_in, 1, 1).map_err(|e| {
-            Error::config(
-                "target_rate",
-                format!("cannot resample {source_rate} Hz to {target_rate} Hz: {e}"),
             )
         })?;
-        let out = resampler.output_buffer_allocate(true);
-        let to_skip = resampler.output_delay();
+        let unit_in = units.unit_in;
+        let (resampler, out, to_skip) = resample::fft_resampler(source_rate, target_rate, unit_in)
+            .map_err(|e| {
+                Error::config(
+                    "target_rate",
+                    format!("cannot resample {source_rate} Hz to {target_rate} Hz: {e}"),
+                )
+            })?;
         Ok(LiveResampler {
             resampler,
             unit_in,
@@ -1201,13 +1193,6 @@ impl LiveResampler {
         self.pending.drain(..start);
         Ok(appended)
     }
-}
-
-fn gcd(mut a: usize, mut b: usize) -> usize {
-    while b != 0 {
-        (a, b) = (b, a % b);
-    }
-    a
 }
 
 fn check_rate(name: &str, rate: u32) -> Result<()> {

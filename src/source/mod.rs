@@ -6,6 +6,7 @@
 
 pub mod file;
 pub mod mic;
+mod resample;
 pub mod synthetic;
 
 pub use file::{AudioFile, read_all};
