@@ -9,7 +9,7 @@ use anyhow::Context;
 use seqrec::pipeline::{self, BatchOptions, Recognizer};
 use seqrec::sink::records::{Emit, Format, RecordWriter};
 
-use super::common::{DecisionFlags, load_bundle};
+use super::common::{DecisionFlags, StatsFlags, load_bundle};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -35,12 +35,8 @@ pub struct Args {
     /// Write a PNG per input (spectrogram, posteriors, events) into this directory.
     #[arg(long, value_name = "DIR")]
     plot: Option<PathBuf>,
-    /// Print per-stage processing time and the real-time factor on stderr.
-    #[arg(long)]
-    stats: bool,
-    /// Write the same statistics as JSON to this file.
-    #[arg(long, value_name = "FILE")]
-    stats_json: Option<PathBuf>,
+    #[command(flatten)]
+    stats: StatsFlags,
     #[command(flatten)]
     decision: DecisionFlags,
 }
@@ -185,12 +181,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("renaming {} to {}", t.display(), out.display()))?;
     }
     let report = super::common::StatsReport::new(&stats, audio_s, wall, files.len(), failed, 0);
-    if a.stats {
-        eprintln!("{}", report.human());
-    }
-    if let Some(p) = &a.stats_json {
-        std::fs::write(p, report.json()).with_context(|| format!("writing {}", p.display()))?;
-    }
+    a.stats.emit(&report)?;
     eprintln!(
         "{} file(s), {:.1} s of audio in {:.2} s ({:.0}x real time){}",
         files.len(),

@@ -80,6 +80,32 @@ pub fn plot(rec: &Recognizer, path: PathBuf, title: &str, out: &Output) -> anyho
     Ok(())
 }
 
+/// Where a run's statistics go.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StatsFlags {
+    /// Print per-stage processing time, the real-time factor, dropped chunks and (live)
+    /// end-to-end latency on stderr at the end.
+    #[arg(long)]
+    stats: bool,
+    /// Write the same statistics as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    stats_json: Option<PathBuf>,
+}
+
+impl StatsFlags {
+    /// Prints and/or writes `report` as asked.
+    pub fn emit(&self, report: &StatsReport) -> anyhow::Result<()> {
+        if self.stats {
+            eprintln!("{}", report.human());
+        }
+        if let Some(p) = &self.stats_json {
+            std::fs::write(p, report.json())
+                .map_err(|e| anyhow::anyhow!("writing {}: {e}", p.display()))?;
+        }
+        Ok(())
+    }
+}
+
 /// Statistics of a run, for humans and as JSON.
 #[derive(Debug, serde::Serialize)]
 pub struct StatsReport {

@@ -11,7 +11,7 @@ use seqrec::decision::Event;
 use seqrec::pipeline::{Output, Recognizer};
 use seqrec::source::mic::{MicOptions, Microphone};
 
-use super::common::{DecisionFlags, LatencyStats, StatsReport, load_bundle};
+use super::common::{DecisionFlags, LatencyStats, StatsFlags, StatsReport, load_bundle};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LiveFormat {
@@ -35,12 +35,8 @@ pub struct Args {
     /// Output style.
     #[arg(long, value_enum, default_value = "pretty")]
     format: LiveFormat,
-    /// Print per-stage time, end-to-end latency and dropped chunks at the end.
-    #[arg(long)]
-    stats: bool,
-    /// Write the same statistics as JSON to this file.
-    #[arg(long, value_name = "FILE")]
-    stats_json: Option<PathBuf>,
+    #[command(flatten)]
+    stats: StatsFlags,
     #[command(flatten)]
     decision: DecisionFlags,
 }
@@ -209,12 +205,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         mic.dropped_chunks(),
     )
     .with_latency(LatencyStats::from_samples(latencies));
-    if a.stats {
-        eprintln!("{}", report.human());
-    }
-    if let Some(p) = &a.stats_json {
-        std::fs::write(p, report.json()).with_context(|| format!("writing {}", p.display()))?;
-    }
+    a.stats.emit(&report)?;
     result?;
     Ok(ExitCode::SUCCESS)
 }
