@@ -8,3 +8,4 @@ scripts/vmic.sh start >/dev/null
 trap 'scripts/vmic.sh stop >/dev/null 2>&1 || true' EXIT
 export SEQREC_VMIC_ENV=$PWD/.vmic/env SEQREC_REQUIRE_VMIC=1
 cargo test --all-targets "$@"
+cargo test --doc "$@"
