@@ -537,14 +537,6 @@ impl NativeModel {
             gx: Vec::new(),
         }
     }
-
-    fn state_tensors(&self, b: usize) -> (usize, bool) {
-        let _ = b;
-        (
-            self.layers.iter().map(|l| l.hidden).sum(),
-            self.layers[0].cell.has_cell_state(),
-        )
-    }
 }
 
 /// `b` independent streams stepped together: one matrix product per layer and
@@ -567,7 +559,7 @@ pub struct NativeBatch {
 impl NativeBatch {
     /// `b` streams, all in the initial (zero) state.
     pub fn new(model: &Arc<NativeModel>, b: usize) -> Self {
-        let (_, has_c) = model.state_tensors(b);
+        let has_c = model.layers[0].cell.has_cell_state();
         let max_g = model
             .layers
             .iter()
