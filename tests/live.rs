@@ -46,6 +46,7 @@ fn live_recognizes_a_clip_played_into_the_virtual_microphone() {
         println!("skipped: no virtual microphone (see the module docs)");
         return;
     };
+    let _guard = LIVE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let vars = read_env_file(Path::new(&env_file));
     let mut child = Command::new(assert_cmd::cargo::cargo_bin("seqrec"))
         .args(["live", "--bundle"])
@@ -110,3 +111,63 @@ fn live_recognizes_a_clip_played_into_the_virtual_microphone() {
         );
     }
 }
+
+/// Device loss: the sound server dies under a running `seqrec live`. It must
+/// stop with a clear error instead of hanging. (Restarts the virtual
+/// microphone afterwards for the test binaries that follow.)
+#[test]
+fn live_stops_with_a_clear_error_when_the_device_goes_away() {
+    let Ok(env_file) = std::env::var("SEQREC_VMIC_ENV") else {
+        println!("skipped: no virtual microphone (see the module docs)");
+        return;
+    };
+    // Not at the same time as the recognition test, which needs the daemon.
+    let _guard = LIVE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let vars = read_env_file(Path::new(&env_file));
+    let vmic = root().join("scripts/vmic.sh");
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("seqrec"))
+        .args(["live", "--bundle"])
+        .arg(root().join("fixtures/bundles/tone"))
+        .args(["--format", "jsonl"])
+        .envs(vars.iter().cloned())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.contains("listening on"), "{line}");
+    std::thread::sleep(Duration::from_millis(2500));
+    let stopped = Command::new(&vmic).arg("stop").status().unwrap();
+    assert!(stopped.success());
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t0.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = Command::new(&vmic).arg("start").status();
+            panic!("seqrec live still running 20 s after the sound server died");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let restarted = Command::new(&vmic)
+        .arg("start")
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(
+        restarted.success(),
+        "could not restart the virtual microphone"
+    );
+    println!("stopped after {:?}: {rest}", t0.elapsed());
+    assert!(!status.success(), "{rest}");
+    assert!(!rest.contains("panicked"), "{rest}");
+    assert!(rest.contains("error:") && rest.contains("device"), "{rest}");
+}
+
+static LIVE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
