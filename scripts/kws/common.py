@@ -52,6 +52,31 @@ def logmel(y):
     return np.log(mel + LOG_OFFSET).T
 
 
+_FAST = {}
+
+
+def logmel_fast(y):
+    """The same features as `logmel` (max |diff| ~1e-15, checked by make_data.py
+    against `logmel` and against fixtures/features/speech.logmel.npy), ~25x faster:
+    frames [160 i, 160 i + 512) x (400-point periodic Hann centred in 512), numpy
+    rfft, |.|^2, librosa's Slaney mel matrix, ln(. + 1e-6)."""
+    if not _FAST:
+        import librosa
+        import scipy.signal
+        w = np.zeros(N_FFT)
+        a = (N_FFT - WIN) // 2
+        w[a:a + WIN] = scipy.signal.get_window("hann", WIN, fftbins=True)
+        _FAST["w"] = w
+        _FAST["m"] = librosa.filters.mel(sr=SR, n_fft=N_FFT, n_mels=N_MELS, fmin=FMIN, fmax=FMAX,
+                                         htk=False, norm="slaney", dtype=np.float64).T
+    y = np.asarray(y, dtype=np.float64)
+    if len(y) < N_FFT:
+        return np.zeros((0, N_MELS))
+    fr = np.lib.stride_tricks.sliding_window_view(y, N_FFT)[::HOP]
+    p = np.abs(np.fft.rfft(fr * _FAST["w"], axis=1)) ** 2
+    return np.log(p @ _FAST["m"] + LOG_OFFSET)
+
+
 def quantise(y):
     q = np.clip(np.round(y * 32767.0), -32768, 32767)
     return q / 32768.0

@@ -12,7 +12,7 @@ so the exported model takes raw log-mel.
 Export (torch.onnx, opset 14): forward(x [T,1,40], h0 [2,1,128]) -> (y [T,1,12], hn [2,1,128]),
 names x, h0 -> y, hn, dynamic axis 0 of x and y; written to models/kws/kws.onnx.
 
-Training "for streaming": the 3000 training sequences (8 s each) are chained
+Training "for streaming": the 5000 training sequences (8 s each) are chained
 into 32 streams (a new random chaining every epoch); every step takes the next
 400- or 397-frame chunk of each of the 32 streams, carrying the hidden state
 from chunk to chunk (detached) and resetting each stream's state to zero with
