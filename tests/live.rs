@@ -36,6 +36,37 @@ fn read_env_file(p: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Starts `seqrec live --format jsonl` with the tone bundle on the virtual
+/// microphone, waits until it listens, then gives the device its first
+/// callback (0.4-2.4 s late on PulseAudio's ALSA plugin). Returns the child,
+/// its stderr after the first line, and that line.
+fn start_live(
+    vars: &[(String, String)],
+    extra: &[&str],
+    stdout: Stdio,
+) -> (
+    std::process::Child,
+    BufReader<std::process::ChildStderr>,
+    String,
+) {
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("seqrec"))
+        .args(["live", "--bundle"])
+        .arg(root().join("fixtures/bundles/tone"))
+        .args(["--format", "jsonl"])
+        .args(extra)
+        .envs(vars.iter().cloned())
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.contains("listening on"), "{line}");
+    std::thread::sleep(Duration::from_millis(2500));
+    (child, stderr, line)
+}
+
 #[test]
 fn live_recognizes_a_clip_played_into_the_virtual_microphone() {
     let Ok(env_file) = std::env::var("SEQREC_VMIC_ENV") else {
@@ -48,22 +79,8 @@ fn live_recognizes_a_clip_played_into_the_virtual_microphone() {
     };
     let _guard = LIVE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let vars = read_env_file(Path::new(&env_file));
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("seqrec"))
-        .args(["live", "--bundle"])
-        .arg(root().join("fixtures/bundles/tone"))
-        .args(["--duration", "9", "--format", "jsonl", "--stats"])
-        .envs(vars.iter().cloned())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait until it listens, then give the device its first callback
-    // (0.4-2.4 s late on PulseAudio's ALSA plugin) before playing.
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    assert!(line.contains("listening on"), "{line}");
-    std::thread::sleep(Duration::from_millis(2500));
+    let (child, mut stderr, line) =
+        start_live(&vars, &["--duration", "9", "--stats"], Stdio::piped());
     let t_play = Instant::now();
     let play = Command::new("paplay")
         .args(["-d", "vsink"])
@@ -125,20 +142,7 @@ fn live_stops_with_a_clear_error_when_the_device_goes_away() {
     let _guard = LIVE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let vars = read_env_file(Path::new(&env_file));
     let vmic = root().join("scripts/vmic.sh");
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("seqrec"))
-        .args(["live", "--bundle"])
-        .arg(root().join("fixtures/bundles/tone"))
-        .args(["--format", "jsonl"])
-        .envs(vars.iter().cloned())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    assert!(line.contains("listening on"), "{line}");
-    std::thread::sleep(Duration::from_millis(2500));
+    let (mut child, mut stderr, _) = start_live(&vars, &[], Stdio::null());
     let stopped = Command::new(&vmic).arg("stop").status().unwrap();
     assert!(stopped.success());
     let t0 = Instant::now();
