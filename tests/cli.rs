@@ -1,6 +1,6 @@
 //! The `seqrec` binary as users run it: real processes, each in its own temp dir.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 use seqrec::npy::read_f32;
@@ -177,6 +177,18 @@ fn rnn(name: &str) -> PathBuf {
     root().join("fixtures/rnn").join(name)
 }
 
+/// `sequence fixtures/rnn/MODEL --input fixtures/rnn/INPUT --out OUT`.
+fn sequence_args(model: &str, input: &str, out: &Path) -> Vec<std::ffi::OsString> {
+    vec![
+        "sequence".into(),
+        rnn(model).into(),
+        "--input".into(),
+        rnn(input).into(),
+        "--out".into(),
+        out.into(),
+    ]
+}
+
 #[test]
 fn sequence_native_and_ort_agree_and_write_final_states() {
     let dir = tempfile::tempdir().unwrap();
@@ -184,24 +196,14 @@ fn sequence_native_and_ort_agree_and_write_final_states() {
     let fs = dir.path().join("state");
     let (ok, err) = stderr_of(
         seqrec()
-            .arg("sequence")
-            .arg(rnn("gru_l2_head.onnx"))
-            .arg("--input")
-            .arg(rnn("gru_l2_head.x.npy"))
-            .arg("--out")
-            .arg(&yn)
+            .args(sequence_args("gru_l2_head.onnx", "gru_l2_head.x.npy", &yn))
             .args(["--chunk", "3", "--final-state"])
             .arg(&fs),
     );
     assert!(ok, "{err}");
     let (ok, err) = stderr_of(
         seqrec()
-            .arg("sequence")
-            .arg(rnn("gru_l2_head.onnx"))
-            .arg("--input")
-            .arg(rnn("gru_l2_head.x.npy"))
-            .arg("--out")
-            .arg(&yo)
+            .args(sequence_args("gru_l2_head.onnx", "gru_l2_head.x.npy", &yo))
             .args(["--backend", "ort", "--state", "h0=hn", "--chunk", "11"]),
     );
     assert!(ok, "{err}");
@@ -219,51 +221,29 @@ fn sequence_native_and_ort_agree_and_write_final_states() {
 fn sequence_errors() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("y.npy");
-    let (ok, err) = stderr_of(
-        seqrec()
-            .arg("sequence")
-            .arg(rnn("lstm_bidirectional.onnx"))
-            .arg("--input")
-            .arg(rnn("lstm_l2.x.npy"))
-            .arg("--out")
-            .arg(&out),
-    );
+    let (ok, err) = stderr_of(seqrec().args(sequence_args(
+        "lstm_bidirectional.onnx",
+        "lstm_l2.x.npy",
+        &out,
+    )));
     assert!(!ok);
     assert!(
         err.contains("bidirectional") && err.contains("--backend ort"),
         "{err}"
     );
-    let (ok, err) = stderr_of(
-        seqrec()
-            .arg("sequence")
-            .arg(rnn("lstm_l2.onnx"))
-            .arg("--input")
-            .arg(rnn("gru_l2.x.npy"))
-            .arg("--out")
-            .arg(&out),
-    );
+    let (ok, err) = stderr_of(seqrec().args(sequence_args("lstm_l2.onnx", "gru_l2.x.npy", &out)));
     assert!(!ok);
     assert!(err.contains("does not fit"), "{err}");
     let (ok, err) = stderr_of(
         seqrec()
-            .arg("sequence")
-            .arg(rnn("lstm_l2.onnx"))
-            .arg("--input")
-            .arg(rnn("lstm_l2.x.npy"))
-            .arg("--out")
-            .arg(&out)
+            .args(sequence_args("lstm_l2.onnx", "lstm_l2.x.npy", &out))
             .args(["--backend", "ort", "--state", "h0=nope"]),
     );
     assert!(!ok);
     assert!(err.contains("nope") && err.contains("outputs ["), "{err}");
     let (ok, err) = stderr_of(
         seqrec()
-            .arg("sequence")
-            .arg(rnn("lstm_l2.onnx"))
-            .arg("--input")
-            .arg(rnn("lstm_l2.x.npy"))
-            .arg("--out")
-            .arg(&out)
+            .args(sequence_args("lstm_l2.onnx", "lstm_l2.x.npy", &out))
             .args(["--state", "h0=cn"]),
     );
     assert!(!ok);
@@ -277,18 +257,17 @@ fn missing_onnx_runtime_is_a_clear_error() {
     let exe = dir.path().join("seqrec");
     std::fs::copy(assert_cmd::cargo::cargo_bin("seqrec"), &exe).unwrap();
     let out = dir.path().join("y.npy");
-    let o = std::process::Command::new(&exe)
-        .env_remove("ORT_DYLIB_PATH")
-        .current_dir(dir.path())
-        .arg("sequence")
-        .arg(rnn("lstm_l2.onnx"))
-        .arg("--input")
-        .arg(rnn("lstm_l2.x.npy"))
-        .arg("--out")
-        .arg(&out)
-        .args(["--backend", "ort", "--state", "h0=hn", "--state", "c0=cn"])
-        .output()
-        .unwrap();
+    // The copied binary, with no ORT_DYLIB_PATH and run from its own directory.
+    let run_copy = || {
+        std::process::Command::new(&exe)
+            .env_remove("ORT_DYLIB_PATH")
+            .current_dir(dir.path())
+            .args(sequence_args("lstm_l2.onnx", "lstm_l2.x.npy", &out))
+            .args(["--backend", "ort", "--state", "h0=hn", "--state", "c0=cn"])
+            .output()
+            .unwrap()
+    };
+    let o = run_copy();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     assert!(!err.contains("panicked"), "{err}");
@@ -299,17 +278,6 @@ fn missing_onnx_runtime_is_a_clear_error() {
     // With the library beside the binary, the same copy works.
     let lib = root().join(".ort/onnxruntime/capi/libonnxruntime.so.1.31.1");
     std::fs::copy(lib, dir.path().join("libonnxruntime.so.1.31.1")).unwrap();
-    let o = std::process::Command::new(&exe)
-        .env_remove("ORT_DYLIB_PATH")
-        .current_dir(dir.path())
-        .arg("sequence")
-        .arg(rnn("lstm_l2.onnx"))
-        .arg("--input")
-        .arg(rnn("lstm_l2.x.npy"))
-        .arg("--out")
-        .arg(&out)
-        .args(["--backend", "ort", "--state", "h0=hn", "--state", "c0=cn"])
-        .output()
-        .unwrap();
+    let o = run_copy();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
