@@ -1,4 +1,4 @@
-//! The baseline keyword spotter (`models/kws`, made by `scripts/kws/`) through
+//! The baseline keyword spotter (`models/kws-logmel`, made by `scripts/kws/`) through
 //! the whole pipeline. This pins seqrec's behaviour against the Python
 //! reference (onnxruntime posteriors and the reference decision rule in
 //! `scripts/kws/common.py`), including the clip where the model is wrong
@@ -18,17 +18,17 @@ fn root() -> PathBuf {
 #[test]
 fn kws_events_and_posteriors_match_the_python_reference() {
     let expected: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("fixtures/clips/kws/expected.json")).unwrap(),
+        &std::fs::read_to_string(root().join("fixtures/clips/kws-logmel/expected.json")).unwrap(),
     )
     .unwrap();
     for backend in [Backend::Native, Backend::Ort] {
-        let mut b = Bundle::load(root().join("models/kws")).unwrap();
+        let mut b = Bundle::load(root().join("models/kws-logmel")).unwrap();
         b.sequence.as_mut().unwrap().backend = backend;
         let rec = Recognizer::new(b).unwrap();
         let mut p = rec.stream().unwrap();
         for (clip, want) in expected.as_object().unwrap() {
-            let mut f =
-                AudioFile::open(root().join("fixtures/clips/kws").join(clip), 16000).unwrap();
+            let mut f = AudioFile::open(root().join("fixtures/clips/kws-logmel").join(clip), 16000)
+                .unwrap();
             let out = process_source(&mut p, &mut f, false, true).unwrap().output;
             let want = want["events"].as_array().unwrap();
             assert_eq!(
@@ -50,7 +50,7 @@ fn kws_events_and_posteriors_match_the_python_reference() {
                 );
             }
             let post = root()
-                .join("fixtures/clips/kws")
+                .join("fixtures/clips/kws-logmel")
                 .join(clip.replace(".wav", ".posteriors.npy"));
             if post.exists() {
                 let want = seqrec::npy::read_f32(post).unwrap();

@@ -6,8 +6,8 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 WORK = os.path.join(ROOT, "target", "kws_work")
-MODEL_DIR = os.path.join(ROOT, "models", "kws")
-CLIP_DIR = os.path.join(ROOT, "fixtures", "clips", "kws")
+MODEL_DIR = os.path.join(ROOT, "models", "kws-logmel")   # the log-mel baseline (was models/kws)
+CLIP_DIR = os.path.join(ROOT, "fixtures", "clips", "kws-logmel")
 
 SR = 16000
 N_FFT = 512
