@@ -34,6 +34,7 @@ fn main() {
         kind: FeatureKind::Logmel,
         n_mfcc: 20,
         pad_left: 0,
+        ..speech.clone()
     };
     let mut summary = Vec::new();
     for (name, cfg) in [

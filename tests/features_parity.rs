@@ -36,6 +36,7 @@ fn music(kind: FeatureKind) -> FeatureConfig {
         kind,
         n_mfcc: 20,
         pad_left: 0,
+        ..FeatureConfig::speech_16k()
     }
 }
 

@@ -42,6 +42,7 @@ fn configs() -> Vec<FeatureConfig> {
             kind: FeatureKind::Mel,
             n_mfcc: 20,
             pad_left: 0,
+            ..speech.clone()
         },
         // A hop longer than the FFT: samples between frames are skipped.
         FeatureConfig {
@@ -55,6 +56,38 @@ fn configs() -> Vec<FeatureConfig> {
             win_length: None,
             hop_length: Some(512),
             pad_left: 64,
+            ..speech.clone()
+        },
+        // dB with `top_db` groups of 5, 8, 8, ... frames, gain and an output
+        // affine map (speech_embedding's front end): frames are held back
+        // until their group is complete.
+        FeatureConfig {
+            kind: FeatureKind::Db,
+            n_mels: 32,
+            fmin: 60.0,
+            fmax: Some(3800.0),
+            gain: 32768.0,
+            top_db: Some(20.0),
+            top_db_group: 8,
+            top_db_first: Some(5),
+            scale: 0.1,
+            offset: 2.0,
+            ..speech.clone()
+        },
+        // `top_db` over the whole stream (nothing out before `finish`), centred.
+        FeatureConfig {
+            kind: FeatureKind::Db,
+            top_db: Some(30.0),
+            center: true,
+            ..speech.clone()
+        },
+        // Groups of 3 from the start, a hop longer than the FFT.
+        FeatureConfig {
+            kind: FeatureKind::Db,
+            top_db: Some(10.0),
+            top_db_group: 3,
+            hop_length: Some(600),
+            scale: -2.0,
             ..speech
         },
     ]
@@ -65,7 +98,7 @@ proptest! {
 
     #[test]
     fn any_chunking_gives_identical_frames(
-        cfg_i in 0usize..5,
+        cfg_i in 0usize..8,
         n in 0usize..12000,
         seed in any::<u64>(),
         sizes in prop::collection::vec(1usize..3000, 1..10),
@@ -115,7 +148,7 @@ proptest! {
     /// block size, thread count and decoder chunking.
     #[test]
     fn parallel_batch_equals_streaming(
-        cfg_i in 0usize..5,
+        cfg_i in 0usize..8,
         n in 0usize..20000,
         seed in any::<u64>(),
         threads in 1usize..4,

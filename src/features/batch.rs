@@ -3,9 +3,10 @@
 //! A live stream must go frame by frame, but a recorded file can be cut into
 //! blocks of frames processed in parallel: a frame depends only on its own
 //! `n_fft` samples, so each block gets the samples its frames cover (with the
-//! overlap) and the results are concatenated in order. The output is bit for
-//! bit that of [`FrontEnd::push`] + [`FrontEnd::finish`], and memory stays
-//! bounded by a few blocks whatever the file length.
+//! overlap) and the results are concatenated in order, then go through the
+//! output stage ([`FrontEnd::output_stage`]: `top_db`, `scale`, `offset`). The
+//! output is bit for bit that of [`FrontEnd::push`] + [`FrontEnd::finish`],
+//! and memory stays bounded by a few blocks whatever the file length.
 
 use std::collections::BTreeMap;
 
@@ -166,6 +167,11 @@ pub fn extract_frames(
         drop(job_tx);
         for r in res_rx.iter() {
             collect(r, &mut out);
+        }
+        // `top_db` groups may span blocks, so the output stage runs once
+        // over the whole stream, in order.
+        if cfg.has_output_stage() {
+            front.output_stage(&mut out);
         }
         result.map(|n| (out, n))
     })

@@ -18,8 +18,6 @@ const MEL_PAD: usize = 8;
 pub const LOGMEL_EPS: f64 = 1e-6;
 /// `10 * log10(x) = DB_PER_NEPER * ln(x)`.
 const DB_PER_NEPER: f64 = 10.0 / std::f64::consts::LN_10;
-/// Floor of the mel power before converting to dB for MFCCs (librosa's `amin`).
-pub const MFCC_AMIN: f64 = 1e-10;
 
 /// What every stream with the same settings shares: the FFT plan, the window,
 /// the filterbank and the DCT. Built once, immutable.
@@ -28,8 +26,14 @@ struct Plan {
     /// butterflies on the full size are faster here than a half-size FFT plus
     /// the scalar real-to-complex post-processing.
     fft: Arc<dyn Fft<f32>>,
-    /// Periodic Hann window of `win_length`, zero-padded centrally to `n_fft`.
+    /// Periodic Hann window of `win_length`, zero-padded centrally to `n_fft`,
+    /// times `gain`.
     window: Vec<f32>,
+    /// `gain`, for `raw` frames.
+    gain: f32,
+    /// `amin` as used by `mfcc` (f64) and `db` (f32, like ONNX front ends).
+    amin: f64,
+    amin32: f32,
     mel: Vec<SparseRow>,
     /// `[n_mfcc][n_mels]`, only for MFCC output.
     dct: Vec<f64>,
@@ -59,6 +63,9 @@ pub struct FrontEnd {
     started: bool,
     work: Work,
     frames_emitted: u64,
+    /// With `top_db`: frames computed but not yet emitted (the current group),
+    /// before the output stage.
+    held: Vec<f32>,
 }
 
 /// Per-stream buffers of one frame's computation.
@@ -108,7 +115,8 @@ impl FrontEnd {
         for i in 0..win {
             // Periodic Hann (scipy `get_window('hann', win, fftbins=True)`).
             let w = 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / win as f64).cos();
-            window[offset + i] = w as f32;
+            // A power-of-two gain scales exactly, so it may as well live here.
+            window[offset + i] = (w * cfg.gain) as f32;
         }
         let n_freqs = n_fft / 2 + 1;
         let n_mels = if cfg.kind == FeatureKind::Raw {
@@ -132,6 +140,9 @@ impl FrontEnd {
         let plan = Arc::new(Plan {
             fft,
             window,
+            gain: cfg.gain as f32,
+            amin: cfg.amin,
+            amin32: cfg.amin as f32,
             mel,
             dct,
             isa: Isa::detect(),
@@ -149,6 +160,7 @@ impl FrontEnd {
             skip: 0,
             started: false,
             frames_emitted: 0,
+            held: Vec::new(),
         }
     }
 
@@ -180,6 +192,7 @@ impl FrontEnd {
         self.skip = 0;
         self.started = false;
         self.frames_emitted = 0;
+        self.held.clear();
     }
 
     fn ensure_started(&mut self) {
@@ -206,7 +219,8 @@ impl FrontEnd {
     }
 
     /// Ends the stream: with `center`, pads `n_fft / 2` zeros and emits the
-    /// last frames. Then resets, ready for a new stream. Returns the number of
+    /// last frames; with `top_db`, emits the frames of the last (partial)
+    /// group. Then resets, ready for a new stream. Returns the number of
     /// frames appended.
     pub fn finish(&mut self, out: &mut Vec<f32>) -> usize {
         self.ensure_started();
@@ -217,27 +231,99 @@ impl FrontEnd {
             self.pending.resize(self.pending.len() + kept, 0.0);
             n = self.drain_frames(out);
         }
+        if !self.held.is_empty() {
+            let start = out.len();
+            out.extend_from_slice(&self.held);
+            let len = self.held.len();
+            self.plan.clamp_top_db(&self.cfg, &mut out[start..]);
+            self.plan.affine(&self.cfg, &mut out[start..]);
+            n += len / self.n_bins();
+        }
         self.reset();
         n
     }
 
     fn drain_frames(&mut self, out: &mut Vec<f32>) -> usize {
         let pending = std::mem::take(&mut self.pending);
-        let emitted = self.frames_of(&pending, out);
+        let computed = if self.cfg.top_db.is_some() {
+            let mut held = std::mem::take(&mut self.held);
+            let n = self.frames_of(&pending, &mut held);
+            self.held = held;
+            n
+        } else {
+            let start = out.len();
+            let n = self.frames_of(&pending, out);
+            self.plan.affine(&self.cfg, &mut out[start..]);
+            n
+        };
         self.pending = pending;
-        let pos = emitted * self.cfg.hop_length();
+        let pos = computed * self.cfg.hop_length();
         let consumed = pos.min(self.pending.len());
         self.skip += pos - consumed;
         self.pending.copy_within(consumed.., 0);
         self.pending.truncate(self.pending.len() - consumed);
+        let emitted = if self.cfg.top_db.is_some() {
+            self.release_groups(out)
+        } else {
+            computed
+        };
         self.frames_emitted += emitted as u64;
         emitted
     }
 
+    /// Emits every complete `top_db` group at the front of `held`.
+    fn release_groups(&mut self, out: &mut Vec<f32>) -> usize {
+        let n_bins = self.n_bins();
+        let mut released = 0usize;
+        let mut index = self.frames_emitted;
+        let mut from = 0usize;
+        loop {
+            let size = group_size(&self.cfg, index);
+            let held = self.held.len() / n_bins - released;
+            if size == 0 || held < size {
+                break;
+            }
+            let start = out.len();
+            out.extend_from_slice(&self.held[from..from + size * n_bins]);
+            self.plan.clamp_top_db(&self.cfg, &mut out[start..]);
+            self.plan.affine(&self.cfg, &mut out[start..]);
+            from += size * n_bins;
+            released += size;
+            index += size as u64;
+        }
+        self.held.copy_within(from.., 0);
+        self.held.truncate(self.held.len() - from);
+        released
+    }
+
+    /// The output stage of a whole stream, for callers that computed its
+    /// frames with [`FrontEnd::frames_of`] (frame 0 first, nothing left out):
+    /// the `top_db` clamp group by group, then `scale` and `offset`. What
+    /// [`FrontEnd::push`] and [`FrontEnd::finish`] emit has been through it.
+    pub fn output_stage(&self, frames: &mut [f32]) {
+        let n_bins = self.n_bins();
+        if self.cfg.top_db.is_some() {
+            let mut index = 0u64;
+            let mut rest = &mut frames[..];
+            while !rest.is_empty() {
+                let size = match group_size(&self.cfg, index) {
+                    0 => rest.len() / n_bins,
+                    s => s.min(rest.len() / n_bins),
+                };
+                let (group, tail) = rest.split_at_mut(size * n_bins);
+                self.plan.clamp_top_db(&self.cfg, group);
+                rest = tail;
+                index += size as u64;
+            }
+        }
+        self.plan.affine(&self.cfg, frames);
+    }
+
     /// The frames that start at `0, hop, 2 hop, ...` and lie wholly inside
-    /// `samples`, appended to `out`; no padding, no stream state touched.
-    /// Returns how many. Streaming and the parallel batch path both reduce to
-    /// this, which is why they agree bit for bit.
+    /// `samples`, appended to `out` before the output stage (`top_db`,
+    /// `scale`, `offset`: see [`FrontEnd::output_stage`]); no padding, no
+    /// stream state touched. Returns how many. Streaming and the parallel
+    /// batch path both reduce to this, which is why they agree bit for bit.
     pub fn frames_of(&mut self, samples: &[f32], out: &mut Vec<f32>) -> usize {
         let n_fft = self.cfg.n_fft;
         let hop = self.cfg.hop_length();
@@ -270,13 +356,53 @@ impl FrontEnd {
     }
 }
 
+/// Size of the `top_db` group that starts at frame `index` (0: the whole stream).
+fn group_size(cfg: &FeatureConfig, index: u64) -> usize {
+    let (first, group) = (cfg.top_db_first() as u64, cfg.top_db_group as u64);
+    if group == 0 {
+        0
+    } else if index < first {
+        (first - index) as usize
+    } else {
+        (group - (index - first) % group) as usize
+    }
+}
+
 impl Plan {
+    /// `top_db` on one group of frames (values in dB): everything below the
+    /// group's maximum minus `top_db` is raised to that level, in f32 as
+    /// ONNX front ends do it.
+    fn clamp_top_db(&self, cfg: &FeatureConfig, group: &mut [f32]) {
+        let Some(top_db) = cfg.top_db else { return };
+        let max = group.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        let floor = max - top_db as f32;
+        for v in group {
+            *v = v.max(floor);
+        }
+    }
+
+    /// `scale * v + offset` on every value, in f32.
+    fn affine(&self, cfg: &FeatureConfig, values: &mut [f32]) {
+        if cfg.scale == 1.0 && cfg.offset == 0.0 {
+            return;
+        }
+        let (scale, offset) = (cfg.scale as f32, cfg.offset as f32);
+        for v in values {
+            *v = *v * scale + offset;
+        }
+    }
+
     /// One frame: window, FFT, power, mel, log or MFCC. The element-wise
     /// loops are compiled for the best ISA this CPU has (they contain no
     /// fused operations, so the choice does not change results).
     fn frame(&self, kind: FeatureKind, samples: &[f32], work: &mut Work, out: &mut [f32]) {
         if kind == FeatureKind::Raw {
             out.copy_from_slice(samples);
+            if self.gain != 1.0 {
+                for v in out.iter_mut() {
+                    *v *= self.gain;
+                }
+            }
             return;
         }
         match self.isa {
@@ -356,9 +482,17 @@ impl Plan {
                     *o = simd::ln((m + LOGMEL_EPS) as f32);
                 }
             }
+            FeatureKind::Db => {
+                // As `10 * log(x) / ln(10)` in f32, the way torch exports
+                // `10 * log10` to ONNX.
+                for (o, &m) in out.iter_mut().zip(mel.iter()) {
+                    let p = (m as f32).max(plan.amin32);
+                    *o = simd::ln(p) * 10.0 / std::f32::consts::LN_10;
+                }
+            }
             FeatureKind::Mfcc => {
                 for m in mel.iter_mut() {
-                    *m = DB_PER_NEPER * simd::ln(m.max(MFCC_AMIN) as f32) as f64;
+                    *m = DB_PER_NEPER * simd::ln(m.max(plan.amin) as f32) as f64;
                 }
                 let n_in = mel.len();
                 for (k, o) in out.iter_mut().enumerate() {
@@ -432,6 +566,25 @@ mod tests {
         let floor = (LOGMEL_EPS).ln() as f32;
         assert!(!out.is_empty());
         assert!(out.iter().all(|&v| v == floor));
+    }
+
+    #[test]
+    fn top_db_groups() {
+        let c = FeatureConfig {
+            kind: FeatureKind::Db,
+            top_db: Some(80.0),
+            top_db_group: 8,
+            top_db_first: Some(5),
+            ..cfg(false, 160)
+        };
+        let sizes: Vec<usize> = [0, 3, 4, 5, 12, 13, 21].map(|i| group_size(&c, i)).into();
+        assert_eq!(sizes, vec![5, 2, 1, 8, 1, 8, 8]);
+        let whole = FeatureConfig {
+            top_db_group: 0,
+            top_db_first: None,
+            ..c
+        };
+        assert_eq!(group_size(&whole, 7), 0);
     }
 
     #[test]

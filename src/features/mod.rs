@@ -11,8 +11,16 @@
 //! * `mel`: a triangular mel filterbank (Slaney or HTK mel scale, Slaney area
 //!   normalisation) applied to the power spectrum;
 //! * `logmel` = `ln(mel + 1e-6)`;
-//! * `mfcc` = orthonormal DCT-II of `10 * log10(max(mel, 1e-10))`, keeping the
-//!   first `n_mfcc` coefficients.
+//! * `mfcc` = orthonormal DCT-II of `10 * log10(max(mel, amin))`, keeping the
+//!   first `n_mfcc` coefficients;
+//! * `db` = `10 * log10(max(mel, amin))` (librosa `power_to_db` with `ref=1`),
+//!   optionally clamped from below at `top_db` under the loudest value of a
+//!   group of frames (see [`FeatureConfig::top_db`]).
+//!
+//! Two settings outside librosa frame this: `gain` multiplies the samples
+//! first (e.g. 32768 to analyse int16-scaled audio) and every output value
+//! becomes `scale * value + offset` last, so a model's input normalisation
+//! (speech_embedding's `x / 10 + 2`) can live in the bundle manifest.
 //!
 //! [`FrontEnd`] is streaming: samples pushed in chunks of any size produce
 //! exactly (bit for bit) the frames of the whole signal processed at once.
@@ -39,6 +47,9 @@ pub enum FeatureKind {
     Logmel,
     /// Orthonormal DCT-II of the mel power in dB (`n_mfcc` values).
     Mfcc,
+    /// Mel power in dB, `10 * log10(max(mel, amin))`, with the optional
+    /// `top_db` clamp (`n_mels` values).
+    Db,
     /// The samples themselves, `n_fft` per frame, no window or transform:
     /// for models that take raw audio windows (e.g. Silero VAD).
     Raw,
@@ -52,9 +63,10 @@ impl std::str::FromStr for FeatureKind {
             "logmel" => Ok(FeatureKind::Logmel),
             "mfcc" => Ok(FeatureKind::Mfcc),
             "raw" => Ok(FeatureKind::Raw),
+            "db" => Ok(FeatureKind::Db),
             _ => Err(Error::config(
                 "kind",
-                format!("`{s}` is not one of mel, logmel, mfcc, raw"),
+                format!("`{s}` is not one of mel, logmel, mfcc, db, raw"),
             )),
         }
     }
@@ -100,6 +112,47 @@ pub struct FeatureConfig {
     /// Number of MFCC coefficients (for `kind = "mfcc"`). Default 13.
     #[serde(default = "default_n_mfcc")]
     pub n_mfcc: usize,
+    /// Factor applied to every input sample before anything else (all kinds).
+    /// E.g. 32768 analyses `[-1, 1)` audio as int16 values, as openWakeWord
+    /// feeds speech_embedding's mel model. Default 1. A power of two scales
+    /// the results exactly.
+    #[serde(default = "one")]
+    pub gain: f64,
+    /// Floor of the mel power before the dB conversion of `db` and `mfcc`
+    /// (librosa's `amin`). Default 1e-10.
+    #[serde(default = "default_amin")]
+    pub amin: f64,
+    /// `db` only: clamp values from below at `top_db` dB under the largest
+    /// value of their group of frames (librosa `power_to_db`'s `top_db`,
+    /// where the group is the whole input). Default: no clamp.
+    #[serde(default)]
+    pub top_db: Option<f64>,
+    /// Frames per `top_db` group; 0 (the default) makes the whole stream one
+    /// group, so no frame is emitted before [`FrontEnd::finish`]: for files
+    /// only. A live stream needs a group size, which delays output by up to
+    /// that many frames.
+    #[serde(default)]
+    pub top_db_group: usize,
+    /// Frames in the first `top_db` group (then `top_db_group` each).
+    /// Default: `top_db_group`. openWakeWord's streaming calls make groups of
+    /// 5, 8, 8, ... frames.
+    #[serde(default)]
+    pub top_db_first: Option<usize>,
+    /// Output affine map, last: every emitted value `v` becomes
+    /// `scale * v + offset` (all kinds). Default 1.
+    #[serde(default = "one")]
+    pub scale: f64,
+    /// See `scale`. Default 0.
+    #[serde(default)]
+    pub offset: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+fn default_amin() -> f64 {
+    1e-10
 }
 
 fn default_n_mfcc() -> usize {
@@ -127,7 +180,24 @@ impl FeatureConfig {
             kind: FeatureKind::Logmel,
             n_mfcc: 13,
             pad_left: 0,
+            gain: 1.0,
+            amin: default_amin(),
+            top_db: None,
+            top_db_group: 0,
+            top_db_first: None,
+            scale: 1.0,
+            offset: 0.0,
         }
+    }
+
+    /// Size of the first `top_db` group, defaulted.
+    pub fn top_db_first(&self) -> usize {
+        self.top_db_first.unwrap_or(self.top_db_group)
+    }
+
+    /// Whether the output stage (`top_db`, `scale`, `offset`) changes anything.
+    pub(crate) fn has_output_stage(&self) -> bool {
+        self.top_db.is_some() || self.scale != 1.0 || self.offset != 0.0
     }
 
     /// Window length, defaulted.
@@ -148,7 +218,7 @@ impl FeatureConfig {
     /// Number of values per output frame.
     pub fn n_bins(&self) -> usize {
         match self.kind {
-            FeatureKind::Mel | FeatureKind::Logmel => self.n_mels,
+            FeatureKind::Mel | FeatureKind::Logmel | FeatureKind::Db => self.n_mels,
             FeatureKind::Mfcc => self.n_mfcc,
             FeatureKind::Raw => self.n_fft,
         }
@@ -223,8 +293,53 @@ impl FeatureConfig {
                 format!("{} must be at most n_fft ({})", self.pad_left, self.n_fft),
             ));
         }
+        let finite = |name: &str, v: f64| {
+            if v.is_finite() {
+                Ok(())
+            } else {
+                Err(Error::config(name, format!("{v} is not a finite number")))
+            }
+        };
+        finite("gain", self.gain)?;
+        if self.gain <= 0.0 {
+            return Err(Error::config("gain", format!("{} must be > 0", self.gain)));
+        }
+        finite("scale", self.scale)?;
+        finite("offset", self.offset)?;
+        if let Some(t) = self.top_db {
+            if self.kind != FeatureKind::Db {
+                return Err(Error::config("top_db", "only applies to kind = \"db\""));
+            }
+            if !(t.is_finite() && t >= 0.0) {
+                return Err(Error::config("top_db", format!("{t} must be >= 0")));
+            }
+        } else if self.top_db_group != 0 || self.top_db_first.is_some() {
+            let name = if self.top_db_group != 0 {
+                "top_db_group"
+            } else {
+                "top_db_first"
+            };
+            return Err(Error::config(name, "needs top_db"));
+        }
+        if let Some(first) = self.top_db_first {
+            if self.top_db_group == 0 {
+                return Err(Error::config(
+                    "top_db_first",
+                    "needs top_db_group (with top_db_group = 0 the whole stream is one group)",
+                ));
+            }
+            if first == 0 {
+                return Err(Error::config("top_db_first", "must be at least 1"));
+            }
+        }
         if self.kind == FeatureKind::Raw {
             return Ok(());
+        }
+        if !(self.amin.is_finite() && self.amin >= 1e-30) {
+            return Err(Error::config(
+                "amin",
+                format!("{} must be a finite number >= 1e-30", self.amin),
+            ));
         }
         if self.n_mels == 0 || self.n_mels > 1024 {
             return Err(Error::config(
