@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::embed::EmbedderSection;
 use crate::features::FeatureConfig;
+use crate::features::video::VideoConfig;
 use crate::{Error, Result};
 
 /// The manifest's file name inside a bundle directory.
@@ -165,6 +167,10 @@ struct Manifest {
     #[serde(default)]
     features: Option<toml::Table>,
     #[serde(default)]
+    video: Option<toml::Table>,
+    #[serde(default)]
+    embedder: Option<EmbedderSection>,
+    #[serde(default)]
     sequence: Option<SequenceSection>,
     #[serde(default)]
     decision: DecisionSection,
@@ -188,6 +194,11 @@ pub struct Bundle {
     pub audio: Option<AudioSection>,
     /// Feature settings (`[features]`, with `sample_rate` from `[audio]`).
     pub features: Option<FeatureConfig>,
+    /// Video preprocessing (`[video]`, present for video bundles).
+    pub video: Option<VideoConfig>,
+    /// The CNN between features and the recurrent model (`[embedder]`,
+    /// `onnx` resolved to an absolute path); required for video bundles.
+    pub embedder: Option<EmbedderSection>,
     /// The recurrent model, `onnx` resolved to an absolute path (absent in a
     /// features-only bundle).
     pub sequence: Option<SequenceSection>,
@@ -296,6 +307,55 @@ impl Bundle {
             }
         };
 
+        let video = match m.video {
+            None => None,
+            Some(table) => {
+                let cfg: VideoConfig = serde_path_to_error::deserialize(toml::Value::Table(table))
+                    .map_err(|e| err(&format!("video.{}", e.path()), e.into_inner().to_string()))?;
+                cfg.validate().map_err(|e| match e {
+                    Error::InvalidConfig { name, reason } => err(&format!("video.{name}"), reason),
+                    other => other,
+                })?;
+                Some(cfg)
+            }
+        };
+        if m.kind == InputKind::Video {
+            if video.is_none() {
+                return Err(err(
+                    "video",
+                    "a video bundle needs a [video] section (model input size, normalisation)"
+                        .into(),
+                ));
+            }
+            if m.embedder.is_none() {
+                return Err(err(
+                    "embedder",
+                    "a video bundle needs an [embedder] section (the CNN run on each frame)".into(),
+                ));
+            }
+        }
+        let mut embedder = m.embedder;
+        if let Some(e) = embedder.as_mut() {
+            let onnx = dir.join(&e.onnx);
+            if !onnx.is_file() {
+                return Err(err(
+                    "embedder.onnx",
+                    format!("file {} does not exist", onnx.display()),
+                ));
+            }
+            e.onnx = onnx;
+            for (key, v) in [
+                ("embedder.window", e.window),
+                ("embedder.step", e.step),
+                ("embedder.batch", e.batch),
+                ("embedder.intra_threads", e.intra_threads),
+            ] {
+                if !(1..=4096).contains(&v) {
+                    return Err(err(key, format!("{v} is not in 1..=4096")));
+                }
+            }
+        }
+
         let mut sequence = m.sequence;
         if let Some(seq) = sequence.as_mut() {
             let onnx = dir.join(&seq.onnx);
@@ -374,6 +434,8 @@ impl Bundle {
             labels: m.labels,
             audio: m.audio,
             features,
+            video,
+            embedder,
             sequence,
             decision: m.decision,
         })

@@ -568,6 +568,16 @@ impl Decider {
         )
     }
 
+    /// Seconds between frames.
+    pub fn frame_period_s(&self) -> f64 {
+        self.frame_period_s
+    }
+
+    /// Time of frame 0, seconds.
+    pub fn time_offset_s(&self) -> f64 {
+        self.time_offset_s
+    }
+
     /// Time of frame `i` since the last reset: `time_offset_s + i * frame_period_s`.
     pub fn time_of(&self, i: u64) -> f64 {
         self.time_offset_s + i as f64 * self.frame_period_s

@@ -77,6 +77,7 @@
 
 pub mod bundle;
 pub mod decision;
+pub mod embed;
 pub mod error;
 pub mod features;
 pub mod npy;

@@ -1,11 +1,15 @@
 //! The pipeline: the one module that knows every stage.
 //!
 //! ```text
-//!  source ──chunks──▶ features ──frames──▶ sequence ──posteriors──▶ decision ──events──▶ sink
+//!  source ──chunks──▶ features ──frames──▶ [embedder] ──▶ sequence ──posteriors──▶ decision ──events──▶ sink
 //! ```
 //!
+//! The embedder (a frozen CNN in ONNX Runtime, see [`crate::embed`]) is
+//! optional for audio bundles and required for video ones; without it, each
+//! feature frame is one step of the recurrent model.
+//!
 //! A [`Recognizer`] holds what all streams share (the bundle, the feature
-//! plan, the recurrent model); [`Recognizer::stream`] gives a
+//! plan, the embedder and recurrent models); [`Recognizer::stream`] gives a
 //! [`StreamProcessor`] that owns one stream's state in every stage. Batch
 //! processing runs one processor per worker thread and resets it between
 //! files ([`process_source`] does both); live capture runs one processor on
@@ -15,9 +19,12 @@ use std::time::{Duration, Instant};
 
 use crate::bundle::{Bundle, InputKind};
 use crate::decision::{Decider, DecisionConfig, Event};
+use crate::embed::{EmbedStream, Embedder};
 use crate::features::FrontEnd;
+use crate::features::video::{Decimator, Preprocessor, VideoConfig};
 use crate::sequence::{OrtSpec, SequenceModel, Stream};
 use crate::source::AudioSource;
+use crate::source::video::{Frame, VideoSource};
 use crate::{Error, Result};
 
 /// What every stream of one bundle shares. Cheap to share by reference
@@ -25,7 +32,8 @@ use crate::{Error, Result};
 #[derive(Debug)]
 pub struct Recognizer {
     bundle: Bundle,
-    front: FrontEnd,
+    front: Front,
+    embedder: Option<Embedder>,
     model: SequenceModel,
     decision: DecisionConfig,
     frame_period_s: f64,
@@ -33,7 +41,9 @@ pub struct Recognizer {
 }
 
 impl Recognizer {
-    /// Builds the stages of `bundle` (an audio bundle with `[features]` and `[sequence]`).
+    /// Builds the stages of `bundle`: an audio bundle with `[features]`,
+    /// optionally `[embedder]`, and `[sequence]`, or a video bundle with
+    /// `[video]`, `[embedder]` and `[sequence]`.
     ///
     /// # Errors
     /// [`Error::Bundle`] if a section is missing or the model does not fit the
@@ -45,30 +55,46 @@ impl Recognizer {
             key: key.into(),
             reason,
         };
-        if bundle.kind != InputKind::Audio {
-            return Err(err(
-                "kind",
-                "only audio bundles can run on audio input".into(),
-            ));
-        }
-        let cfg = bundle.feature_config()?.clone();
+        let front =
+            match bundle.kind {
+                InputKind::Audio => Front::Audio(Box::new(FrontEnd::new(bundle.feature_config()?)?)),
+                InputKind::Video => Front::Video(bundle.video.clone().ok_or_else(|| {
+                    err("video", "a video bundle needs a [video] section".into())
+                })?),
+            };
+        let frame_len = match &front {
+            Front::Audio(f) => f.n_bins(),
+            Front::Video(v) => v.tensor_len(),
+        };
         let seq = bundle.sequence()?.clone();
+        let embedder = match &bundle.embedder {
+            Some(section) => Some(Embedder::load(section, &bundle.dir, frame_len).map_err(
+                |e| match e {
+                    Error::InvalidConfig { name, reason } => err(&name, reason),
+                    other => other,
+                },
+            )?),
+            None => None,
+        };
+        let (step_size, step_what) = match &embedder {
+            Some(e) => (e.output_size(), "the embedder gives"),
+            None => (frame_len, "the features give"),
+        };
         let spec = OrtSpec {
             state: seq.state.clone(),
             constants: seq.constants.clone(),
             input: seq.input.clone(),
             output: seq.output.clone(),
-            input_size: Some(cfg.n_bins()),
+            input_size: Some(step_size),
             ..OrtSpec::default()
         };
         let model = SequenceModel::load(&seq.onnx, seq.backend, &spec)?;
-        if model.input_size() != cfg.n_bins() {
+        if model.input_size() != step_size {
             return Err(err(
                 "sequence.onnx",
                 format!(
-                    "the model takes {} values per frame but the features give {}",
+                    "the model takes {} values per step but {step_what} {step_size}",
                     model.input_size(),
-                    cfg.n_bins()
                 ),
             ));
         }
@@ -82,14 +108,30 @@ impl Recognizer {
                 ),
             ));
         }
-        let frame_period_s = cfg.hop_length() as f64 / cfg.sample_rate as f64;
-        // See FeatureConfig::frame_time: the centre of the analysis window,
-        // or the start of a raw frame's new samples.
-        let time_offset_s = cfg.frame_time(0);
+        // One decision frame per recurrent step: a feature frame, or an
+        // embedder window, timed at its last feature frame (the latest audio
+        // it has heard). See FeatureConfig::frame_time: the centre of the
+        // analysis window, or the start of a raw frame's new samples.
+        let (step, last) = embedder
+            .as_ref()
+            .map_or((1, 0), |e| (e.step(), e.window() - 1));
+        let (frame_period_s, time_offset_s) = match &front {
+            Front::Audio(f) => {
+                let cfg = f.config();
+                (
+                    (step * cfg.hop_length()) as f64 / cfg.sample_rate as f64,
+                    cfg.frame_time(last as u64),
+                )
+            }
+            // Until a source says its rate (StreamProcessor::begin_video):
+            // the bundle's target rate, else 30 fps.
+            Front::Video(v) => (1.0 / v.fps.unwrap_or(30.0), 0.0),
+        };
         let decision =
             DecisionConfig::from_section(&bundle.decision, &bundle.labels, frame_period_s)?;
         Ok(Recognizer {
-            front: FrontEnd::new(&cfg)?,
+            front,
+            embedder,
             model,
             decision,
             frame_period_s,
@@ -103,9 +145,25 @@ impl Recognizer {
         &self.bundle
     }
 
-    /// Input sample rate.
+    /// What the bundle consumes.
+    pub fn kind(&self) -> InputKind {
+        self.bundle.kind
+    }
+
+    /// Input sample rate (0 for a video bundle).
     pub fn sample_rate(&self) -> u32 {
-        self.front.config().sample_rate
+        match &self.front {
+            Front::Audio(f) => f.config().sample_rate,
+            Front::Video(_) => 0,
+        }
+    }
+
+    /// Video preprocessing settings (video bundles).
+    pub fn video_config(&self) -> Option<&VideoConfig> {
+        match &self.front {
+            Front::Audio(_) => None,
+            Front::Video(v) => Some(v),
+        }
     }
 
     /// Labels, in score order.
@@ -128,20 +186,59 @@ impl Recognizer {
         &self.model
     }
 
+    /// The embedder, if the bundle has one.
+    pub fn embedder(&self) -> Option<&Embedder> {
+        self.embedder.as_ref()
+    }
+
     /// The decision settings (per-label thresholds).
     pub fn decision(&self) -> &DecisionConfig {
         &self.decision
     }
 
-    /// A new stream in the initial state of every stage. For the ort backend
-    /// this builds a session: keep one processor per worker and
+    /// A new stream for batch processing, in the initial state of every
+    /// stage: the embedder batches up to its `batch` windows per call
+    /// (throughput). For the ort backend and for embedders this builds
+    /// sessions: keep one processor per worker and
     /// [`StreamProcessor::reset`] it between inputs.
     ///
     /// # Errors
     /// As [`SequenceModel::stream`].
     pub fn stream(&self) -> Result<StreamProcessor> {
+        self.stream_batched(self.embedder.as_ref().map_or(1, Embedder::max_batch))
+    }
+
+    /// A new stream for live input: every embedder window runs as soon as
+    /// it is complete (latency).
+    ///
+    /// # Errors
+    /// As [`Recognizer::stream`].
+    pub fn live_stream(&self) -> Result<StreamProcessor> {
+        self.stream_batched(1)
+    }
+
+    fn stream_batched(&self, max_batch: usize) -> Result<StreamProcessor> {
+        let (front, frame_len) = match &self.front {
+            Front::Audio(f) => (FrontState::Audio(f.fork()), f.n_bins()),
+            Front::Video(v) => (
+                FrontState::Video {
+                    prep: Preprocessor::new(v)?,
+                    decim: Decimator::new(v, 1.0 / self.frame_period_s),
+                    cfg: v.clone(),
+                },
+                v.tensor_len(),
+            ),
+        };
         Ok(StreamProcessor {
-            front: self.front.fork(),
+            front,
+            frame_len,
+            labels: self.bundle.labels.clone(),
+            section: self.bundle.decision.clone(),
+            embed: match &self.embedder {
+                Some(e) => Some(e.stream(max_batch)?),
+                None => None,
+            },
+            embs: Vec::new(),
             seq: self.model.stream()?,
             decider: Decider::new(
                 self.decision.clone(),
@@ -163,10 +260,14 @@ pub struct StageStats {
     pub samples: u64,
     /// Frames out of the front end.
     pub frames: u64,
+    /// Embedder outputs (recurrent steps, when there is an embedder).
+    pub embeddings: u64,
     /// Events emitted.
     pub events: u64,
     /// Seconds in the feature front end.
     pub features_s: f64,
+    /// Seconds in the embedder.
+    pub embed_s: f64,
     /// Seconds in the recurrent stage.
     pub sequence_s: f64,
     /// Seconds in the decision stage.
@@ -178,6 +279,8 @@ impl StageStats {
     pub fn add(&mut self, o: &StageStats) {
         self.samples += o.samples;
         self.frames += o.frames;
+        self.embeddings += o.embeddings;
+        self.embed_s += o.embed_s;
         self.events += o.events;
         self.features_s += o.features_s;
         self.sequence_s += o.sequence_s;
@@ -192,8 +295,12 @@ pub struct Output {
     pub keep_features: bool,
     /// Keep posteriors? Off by default.
     pub keep_posteriors: bool,
-    /// Feature frames (`[frames * n_bins]`), when kept.
+    /// Keep embeddings? Off by default.
+    pub keep_embeddings: bool,
+    /// Feature frames (`[frames * n_bins]`), when kept (audio only).
     pub features: Vec<f32>,
+    /// Embeddings (`[steps * embedder output size]`), when kept.
+    pub embeddings: Vec<f32>,
     /// Posteriors (`[frames * labels]`), when kept.
     pub posteriors: Vec<f32>,
     /// Events, in the order the decision stage closed them.
@@ -202,7 +309,15 @@ pub struct Output {
 
 /// One stream through every stage; owns all of that stream's state.
 pub struct StreamProcessor {
-    front: FrontEnd,
+    front: FrontState,
+    /// Values per front-end frame.
+    frame_len: usize,
+    labels: Vec<String>,
+    /// To rebuild the decider when a video source sets the frame rate.
+    section: crate::bundle::DecisionSection,
+    embed: Option<EmbedStream>,
+    /// Embedder outputs of the current call.
+    embs: Vec<f32>,
     seq: Box<dyn Stream>,
     decider: Decider,
     feats: Vec<f32>,
@@ -223,11 +338,65 @@ impl StreamProcessor {
     ///
     /// # Errors
     /// Errors of the recurrent stage (ONNX Runtime failures).
+    ///
+    /// # Panics
+    /// If the processor is a video one (see [`Recognizer::kind`]).
     pub fn push(&mut self, samples: &[f32], out: &mut Output) -> Result<()> {
         self.stats.samples += samples.len() as u64;
         let t0 = Instant::now();
         self.feats.clear();
-        self.front.push(samples, &mut self.feats);
+        match &mut self.front {
+            FrontState::Audio(f) => f.push(samples, &mut self.feats),
+            FrontState::Video { .. } => panic!("audio pushed into a video stream processor"),
+        };
+        self.run_frames(t0, out)
+    }
+
+    /// Starts a video input delivering `fps` frames per second: sets the
+    /// frame-rate decimation and the decision stage's clock (a step every
+    /// kept frame), and resets every stage. Call it before the first
+    /// [`StreamProcessor::push_frame`] of each input.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a rate that is not positive and finite,
+    /// or decision settings that do not fit the resulting step period.
+    pub fn begin_video(&mut self, fps: f64) -> Result<()> {
+        if !(fps.is_finite() && fps > 0.0) {
+            return Err(Error::config(
+                "fps",
+                format!("the source's frame rate {fps} is not a positive number"),
+            ));
+        }
+        let FrontState::Video { decim, cfg, .. } = &mut self.front else {
+            return Ok(());
+        };
+        *decim = Decimator::new(cfg, fps);
+        let period = decim.period_s();
+        let decision = DecisionConfig::from_section(&self.section, &self.labels, period)?;
+        self.decider = Decider::new(decision, self.labels.clone(), period, 0.0);
+        self.reset();
+        Ok(())
+    }
+
+    /// Feeds one video frame through every stage (frames the decimation
+    /// skips cost nothing). Batch processors hold frames until the
+    /// embedder's batch is full; [`StreamProcessor::finish`] runs the rest.
+    ///
+    /// # Errors
+    /// Errors of the embedder and recurrent stages.
+    ///
+    /// # Panics
+    /// If the processor is an audio one.
+    pub fn push_frame(&mut self, frame: &Frame, out: &mut Output) -> Result<()> {
+        let t0 = Instant::now();
+        let FrontState::Video { prep, decim, .. } = &mut self.front else {
+            panic!("a video frame pushed into an audio stream processor");
+        };
+        if !decim.keep(frame) {
+            return Ok(());
+        }
+        self.feats.clear();
+        prep.process(frame, &mut self.feats);
         self.run_frames(t0, out)
     }
 
@@ -239,8 +408,12 @@ impl StreamProcessor {
     pub fn finish(&mut self, out: &mut Output) -> Result<()> {
         let t0 = Instant::now();
         self.feats.clear();
-        self.front.finish(&mut self.feats);
-        let r = self.run_frames(t0, out);
+        if let FrontState::Audio(f) = &mut self.front {
+            f.finish(&mut self.feats);
+        }
+        let r = self
+            .run_frames(t0, out)
+            .and_then(|()| self.flush_embedder(out));
         let n = out.events.len();
         self.decider.finish(&mut out.events);
         self.stats.events += (out.events.len() - n) as u64;
@@ -254,18 +427,61 @@ impl StreamProcessor {
         if self.feats.is_empty() {
             return Ok(());
         }
-        self.stats.frames += (self.feats.len() / self.front.n_bins()) as u64;
+        self.stats.frames += (self.feats.len() / self.frame_len) as u64;
+        // Preprocessed video frames (150k values each) are not kept.
+        if out.keep_features && matches!(self.front, FrontState::Audio(_)) {
+            out.features.extend_from_slice(&self.feats);
+        }
+        match self.embed.as_mut() {
+            None => self.run_steps(StepInput::Features, t1, out),
+            Some(e) => {
+                self.embs.clear();
+                e.push(&self.feats, &mut self.embs)?;
+                self.run_steps(StepInput::Embeddings, t1, out)
+            }
+        }
+    }
+
+    /// Runs the windows an embedder still holds back for its batch.
+    fn flush_embedder(&mut self, out: &mut Output) -> Result<()> {
+        let t1 = Instant::now();
+        match self.embed.as_mut() {
+            None => Ok(()),
+            Some(e) => {
+                self.embs.clear();
+                e.flush(&mut self.embs)?;
+                self.run_steps(StepInput::Embeddings, t1, out)
+            }
+        }
+    }
+
+    /// The recurrent and decision stages on the steps in `feats` (no
+    /// embedder) or `embs`.
+    fn run_steps(&mut self, input: StepInput, t1: Instant, out: &mut Output) -> Result<()> {
+        let steps = match input {
+            StepInput::Features => &self.feats,
+            StepInput::Embeddings => {
+                let n = self.embed.as_ref().map_or(1, EmbedStream::output_size);
+                self.stats.embeddings += (self.embs.len() / n) as u64;
+                self.stats.embed_s += t1.elapsed().as_secs_f64();
+                if out.keep_embeddings {
+                    out.embeddings.extend_from_slice(&self.embs);
+                }
+                &self.embs
+            }
+        };
+        if steps.is_empty() {
+            return Ok(());
+        }
+        let t1 = Instant::now();
         self.posts.clear();
-        self.seq.process(&self.feats, &mut self.posts)?;
+        self.seq.process(steps, &mut self.posts)?;
         let t2 = Instant::now();
         self.stats.sequence_s += (t2 - t1).as_secs_f64();
         let n = out.events.len();
         self.decider.push(&self.posts, &mut out.events)?;
         self.stats.events += (out.events.len() - n) as u64;
         self.stats.decision_s += t2.elapsed().as_secs_f64();
-        if out.keep_features {
-            out.features.extend_from_slice(&self.feats);
-        }
         if out.keep_posteriors {
             out.posteriors.extend_from_slice(&self.posts);
         }
@@ -275,7 +491,13 @@ impl StreamProcessor {
     /// Returns every stage to its initial state: call it at a discontinuity
     /// (new file, capture gap, device change). Statistics are kept.
     pub fn reset(&mut self) {
-        self.front.reset();
+        match &mut self.front {
+            FrontState::Audio(f) => f.reset(),
+            FrontState::Video { decim, .. } => decim.reset(),
+        }
+        if let Some(e) = self.embed.as_mut() {
+            e.reset();
+        }
         self.seq.reset();
         self.decider.reset();
     }
@@ -294,6 +516,40 @@ impl StreamProcessor {
     pub fn frames(&self) -> u64 {
         self.decider.frames()
     }
+
+    /// Seconds between recurrent steps (posterior rows) of the current input.
+    pub fn frame_period_s(&self) -> f64 {
+        self.decider.frame_period_s()
+    }
+
+    /// Time of the first recurrent step of the current input, seconds.
+    pub fn time_offset_s(&self) -> f64 {
+        self.decider.time_offset_s()
+    }
+}
+
+/// The first stage, shared: audio front end or video preprocessing settings.
+#[derive(Debug)]
+enum Front {
+    Audio(Box<FrontEnd>),
+    Video(VideoConfig),
+}
+
+/// The first stage of one stream.
+enum FrontState {
+    Audio(FrontEnd),
+    Video {
+        prep: Preprocessor,
+        decim: Decimator,
+        cfg: VideoConfig,
+    },
+}
+
+/// Where the recurrent stage's input comes from.
+#[derive(Clone, Copy)]
+enum StepInput {
+    Features,
+    Embeddings,
 }
 
 /// The result of running a whole finite source.
@@ -305,6 +561,10 @@ pub struct SourceResult {
     pub output: Output,
     /// Wall time of the run.
     pub elapsed: Duration,
+    /// Seconds between posterior rows (video: depends on the source's rate).
+    pub frame_period_s: f64,
+    /// Time of the first posterior row, seconds.
+    pub time_offset_s: f64,
 }
 
 /// Runs a finite source through `proc` to its end, then resets `proc`.
@@ -345,8 +605,52 @@ pub fn process_source(
         duration_s: n as f64 / source.sample_rate() as f64,
         output: out,
         elapsed: t0.elapsed(),
+        frame_period_s: proc.frame_period_s(),
+        time_offset_s: proc.time_offset_s(),
     })
 }
+
+/// Runs a finite video source through `proc` (a processor of a video
+/// bundle) to its end, then resets `proc`, also on error.
+///
+/// # Errors
+/// The source's or the stages' first error.
+pub fn process_video(
+    proc: &mut StreamProcessor,
+    source: &mut dyn VideoSource,
+    out: Output,
+) -> Result<SourceResult> {
+    let t0 = Instant::now();
+    let mut out = out;
+    let mut frame = Frame::new();
+    let mut last_pts = 0.0f64;
+    let mut n = 0u64;
+    let fps = source.info().fps;
+    let res = proc.begin_video(fps).and_then(|()| {
+        while source.read(&mut frame)? {
+            n += 1;
+            last_pts = frame.pts_s;
+            proc.push_frame(&frame, &mut out)?;
+        }
+        proc.finish(&mut out)
+    });
+    if res.is_err() {
+        proc.reset();
+    }
+    res?;
+    Ok(SourceResult {
+        duration_s: if n == 0 { 0.0 } else { last_pts + 1.0 / fps },
+        output: out,
+        elapsed: t0.elapsed(),
+        frame_period_s: proc.frame_period_s(),
+        time_offset_s: proc.time_offset_s(),
+    })
+}
+
+/// Video file extensions a directory walk picks up.
+pub const VIDEO_EXTENSIONS: &[&str] = &[
+    "mp4", "m4v", "mov", "webm", "mkv", "avi", "mpg", "mpeg", "ts", "ogv",
+];
 
 /// Audio file extensions a directory walk picks up.
 pub const AUDIO_EXTENSIONS: &[&str] = &["wav", "wave", "flac", "mp3", "ogg", "oga"];
@@ -392,6 +696,52 @@ pub fn expand_inputs(
     Ok(out)
 }
 
+/// Expands the inputs of a video bundle: video files as given; a folder that
+/// directly holds images is one image sequence; other folders are walked
+/// (sorted) for video files and image-sequence subfolders.
+///
+/// # Errors
+/// [`Error::Io`] for a directory that cannot be read.
+pub fn expand_video_inputs(inputs: &[std::path::PathBuf]) -> Result<Vec<std::path::PathBuf>> {
+    use crate::source::video::IMAGE_EXTENSIONS;
+    fn has_ext(p: &std::path::Path, exts: &[&str]) -> bool {
+        p.extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| exts.iter().any(|x| x.eq_ignore_ascii_case(e)))
+    }
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) -> Result<()> {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .map_err(|e| Error::io(dir, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        entries.sort();
+        if entries
+            .iter()
+            .any(|p| p.is_file() && has_ext(p, IMAGE_EXTENSIONS))
+        {
+            out.push(dir.to_path_buf());
+            return Ok(());
+        }
+        for p in entries {
+            if p.is_dir() {
+                walk(&p, out)?;
+            } else if has_ext(&p, VIDEO_EXTENSIONS) {
+                out.push(p);
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    for p in inputs {
+        if p.is_dir() {
+            walk(p, &mut out)?;
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
 /// Options of [`run_batch`].
 #[derive(Debug, Clone, Copy)]
 pub struct BatchOptions {
@@ -401,6 +751,8 @@ pub struct BatchOptions {
     pub keep_features: bool,
     /// Keep posteriors in each result.
     pub keep_posteriors: bool,
+    /// Frame rate of image folders (video bundles); `None` = 30 fps.
+    pub folder_fps: Option<f64>,
 }
 
 /// Processes `files` on `opts.jobs` workers and hands each result to
@@ -436,11 +788,26 @@ pub fn run_batch(
             scope.spawn(move || {
                 for i in job_rx {
                     let path = &files[i];
-                    let r = crate::source::AudioFile::open(path, rec.sample_rate()).and_then(
-                        |mut f| {
-                            process_source(proc, &mut f, opts.keep_features, opts.keep_posteriors)
-                        },
-                    );
+                    let r = match rec.kind() {
+                        InputKind::Audio => crate::source::AudioFile::open(path, rec.sample_rate())
+                            .and_then(|mut f| {
+                                process_source(
+                                    proc,
+                                    &mut f,
+                                    opts.keep_features,
+                                    opts.keep_posteriors,
+                                )
+                            }),
+                        InputKind::Video => crate::source::video::open(path, opts.folder_fps)
+                            .and_then(|mut v| {
+                                let out = Output {
+                                    keep_features: opts.keep_features,
+                                    keep_posteriors: opts.keep_posteriors,
+                                    ..Output::default()
+                                };
+                                process_video(proc, &mut v, out)
+                            }),
+                    };
                     if res_tx.send((i, r)).is_err() {
                         break;
                     }

@@ -13,7 +13,9 @@ use super::common::{DecisionFlags, StatsFlags, load_bundle};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Audio files or directories (recursed: .wav .flac .mp3 .ogg).
+    /// Inputs. Audio bundles: audio files or directories (recursed: .wav .flac .mp3 .ogg).
+    /// Video bundles: video files (.mp4 .webm .mkv .avi ...), folders of images (one image
+    /// sequence each), or directories holding them (recursed).
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
     /// The model bundle directory.
@@ -35,6 +37,9 @@ pub struct Args {
     /// Write a PNG per input (spectrogram, posteriors, events) into this directory.
     #[arg(long, value_name = "DIR")]
     plot: Option<PathBuf>,
+    /// Frame rate of image-folder inputs (video bundles), frames per second.
+    #[arg(long, default_value_t = 30.0)]
+    fps: f64,
     #[command(flatten)]
     stats: StatsFlags,
     #[command(flatten)]
@@ -55,9 +60,25 @@ fn plot_name(file: &Path) -> String {
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let bundle = load_bundle(&a.bundle, &a.decision)?;
     let rec = Recognizer::new(bundle)?;
-    let files = pipeline::expand_inputs(&a.inputs, pipeline::AUDIO_EXTENSIONS)?;
+    let video = rec.kind() == seqrec::bundle::InputKind::Video;
+    let files = if video {
+        pipeline::expand_video_inputs(&a.inputs)?
+    } else {
+        pipeline::expand_inputs(&a.inputs, pipeline::AUDIO_EXTENSIONS)?
+    };
     if files.is_empty() {
-        anyhow::bail!("no audio files found in {:?}", a.inputs);
+        anyhow::bail!(
+            "no {} found in {:?}",
+            if video {
+                "videos or image folders"
+            } else {
+                "audio files"
+            },
+            a.inputs
+        );
+    }
+    if !(a.fps.is_finite() && a.fps > 0.0) {
+        anyhow::bail!("--fps must be a positive number of frames per second");
     }
     if let Some(dir) = &a.plot {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -127,6 +148,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         jobs,
         keep_features: a.plot.is_some(),
         keep_posteriors: a.plot.is_some() || a.emit == Emit::Posteriors,
+        folder_fps: Some(a.fps),
     };
     let stats = pipeline::run_batch(&rec, &files, opts, |_, path, res| {
         let name = path.to_string_lossy();
@@ -134,8 +156,13 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             Ok(r) => {
                 audio_s += r.duration_s;
                 if let Some(dir) = &a.plot
-                    && let Err(e) =
-                        super::common::plot(&rec, dir.join(plot_name(path)), &name, &r.output)
+                    && let Err(e) = super::common::plot(
+                        &rec,
+                        dir.join(plot_name(path)),
+                        &name,
+                        &r.output,
+                        (r.frame_period_s, r.time_offset_s),
+                    )
                 {
                     eprintln!("warning: plot of {name}: {e}");
                 }
@@ -144,8 +171,8 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                     Emit::Posteriors => writer.posteriors(
                         &name,
                         &r.output.posteriors,
-                        rec.time_offset_s(),
-                        rec.frame_period_s(),
+                        r.time_offset_s,
+                        r.frame_period_s,
                     ),
                 }
             }

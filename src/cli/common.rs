@@ -58,21 +58,34 @@ pub fn load_bundle(dir: &Path, f: &DecisionFlags) -> anyhow::Result<Bundle> {
 }
 
 /// Writes the PNG of one result.
-pub fn plot(rec: &Recognizer, path: PathBuf, title: &str, out: &Output) -> anyhow::Result<()> {
+pub fn plot(
+    rec: &Recognizer,
+    path: PathBuf,
+    title: &str,
+    out: &Output,
+    (period_s, offset_s): (f64, f64),
+) -> anyhow::Result<()> {
     let events: Vec<(String, f64, f64, f32)> = out
         .events
         .iter()
         .map(|e| (e.label.clone(), e.start_s, e.end_s, e.score))
         .collect();
-    let n_bins = rec.bundle().feature_config()?.n_bins();
+    // With an embedder, posteriors come every `step` feature frames: the
+    // spectrogram would need its own time axis, so it is left out (and video
+    // frames have none).
+    let n_bins = match (rec.bundle().features.as_ref(), rec.embedder()) {
+        (Some(f), None) => f.n_bins(),
+        _ => 0,
+    };
+    let features: &[f32] = if n_bins == 0 { &[] } else { &out.features };
     let input = seqrec::sink::plot::PlotInput {
         title,
-        features: &out.features,
+        features,
         n_bins,
         posteriors: &out.posteriors,
         labels: rec.labels(),
-        frame_period_s: rec.frame_period_s(),
-        time_offset_s: rec.time_offset_s(),
+        frame_period_s: period_s,
+        time_offset_s: offset_s,
         events: &events,
         thresholds: Some(&rec.decision().on),
     };

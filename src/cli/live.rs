@@ -1,4 +1,5 @@
-//! `seqrec live`: microphone -> events as they happen.
+//! `seqrec live`: microphone (audio bundles) or camera / live FFmpeg input
+//! (video bundles) -> events as they happen.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -26,9 +27,23 @@ pub struct Args {
     /// The model bundle directory.
     #[arg(long)]
     bundle: PathBuf,
-    /// Input device: an index or (part of) a name from `seqrec devices`. Default: the system default.
+    /// Input device. Audio: an index or (part of) a name from `seqrec devices` [default: the
+    /// system default]. Camera: an index N (/dev/videoN) or a device path [default: 0].
     #[arg(long)]
     device: Option<String>,
+    /// Video bundles: read a V4L2 camera (see --device, --size, --fps).
+    #[arg(long, conflicts_with = "ffmpeg_input")]
+    camera: bool,
+    /// Video bundles: read a live FFmpeg input, given as FFmpeg's input options in one
+    /// argument, e.g. "-re -f lavfi -i testsrc=size=320x240:rate=30" or "-i rtsp://host/cam".
+    #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
+    ffmpeg_input: Option<String>,
+    /// Camera resolution, WIDTHxHEIGHT [default: the camera's].
+    #[arg(long, value_parser = parse_size)]
+    size: Option<(u32, u32)>,
+    /// Camera frame rate [default: the camera's].
+    #[arg(long)]
+    fps: Option<f64>,
     /// Stop after this many seconds (default: until Ctrl-C).
     #[arg(long)]
     duration: Option<f64>,
@@ -39,6 +54,18 @@ pub struct Args {
     stats: StatsFlags,
     #[command(flatten)]
     decision: DecisionFlags,
+}
+
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("`{s}` is not WIDTHxHEIGHT"))?;
+    let p = |v: &str| {
+        v.trim()
+            .parse::<u32>()
+            .map_err(|_| format!("`{s}` is not WIDTHxHEIGHT"))
+    };
+    Ok((p(w)?, p(h)?))
 }
 
 fn level_dbfs(x: &[f32]) -> f32 {
@@ -52,7 +79,36 @@ fn level_dbfs(x: &[f32]) -> f32 {
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let bundle = load_bundle(&a.bundle, &a.decision)?;
     let rec = Recognizer::new(bundle)?;
-    let mut proc = rec.stream()?;
+    if rec.kind() == seqrec::bundle::InputKind::Video {
+        let input = match (&a.ffmpeg_input, a.camera) {
+            (Some(args), _) => {
+                super::video::LiveInput::Ffmpeg(args.split_whitespace().map(String::from).collect())
+            }
+            (None, true) => super::video::LiveInput::Camera {
+                device: a.device.clone(),
+                size: a.size,
+                fps: a.fps,
+            },
+            (None, false) => anyhow::bail!(
+                "bundle {} is a video bundle: give --camera [--device N] or --ffmpeg-input ARGS",
+                a.bundle.display()
+            ),
+        };
+        return super::video::live(
+            &rec,
+            input,
+            a.duration,
+            a.format == LiveFormat::Jsonl,
+            &a.stats,
+        );
+    }
+    if a.camera || a.ffmpeg_input.is_some() {
+        anyhow::bail!(
+            "bundle {} is an audio bundle: it listens to a microphone (drop --camera/--ffmpeg-input)",
+            a.bundle.display()
+        );
+    }
+    let mut proc = rec.live_stream()?;
     let mut mic = Microphone::open(&MicOptions {
         device: a.device.clone(),
         target_rate: rec.sample_rate(),

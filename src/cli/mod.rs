@@ -3,9 +3,11 @@
 mod batch;
 mod common;
 mod devices;
+mod embed;
 mod features;
 mod live;
 mod sequence;
+mod video;
 
 use std::process::ExitCode;
 
@@ -29,8 +31,12 @@ enum Command {
     /// Recognize recorded files (or folders of them) with a bundle: events or posteriors
     /// as JSON Lines or CSV, in input order.
     Batch(batch::Args),
-    /// Recognize live microphone input: events as they happen.
+    /// Recognize live input (microphone, or camera / live FFmpeg input for video bundles):
+    /// events as they happen.
     Live(live::Args),
+    /// Write what a bundle's embedder (its frozen CNN) makes of a video or audio file:
+    /// a .npy array [steps, dims], e.g. per-frame CNN features of a video.
+    Embed(embed::Args),
     /// List audio input devices and their configurations.
     Devices(devices::Args),
 }
@@ -42,6 +48,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sequence(a) => sequence::run(a),
         Command::Batch(a) => batch::run(a),
         Command::Live(a) => live::run(a),
+        Command::Embed(a) => embed::run(a),
         Command::Devices(a) => devices::run(a),
     }
 }

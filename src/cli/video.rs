@@ -1,0 +1,180 @@
+//! The video halves of `seqrec embed` and `seqrec live`.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::Context;
+use seqrec::bundle::Bundle;
+use seqrec::embed::{Embedder, EmbedderSection};
+use seqrec::features::video::{Decimator, Preprocessor};
+use seqrec::pipeline::{Output, Recognizer};
+use seqrec::source::video::{self, Frame, VideoSource};
+
+use super::common::{LatencyStats, StatsReport};
+
+/// Per-frame CNN features of a video file or image folder:
+/// `(values, dims, steps, summary)`.
+pub fn embed(
+    bundle: &Bundle,
+    section: &EmbedderSection,
+    input: &Path,
+    batch: Option<usize>,
+    folder_fps: f64,
+) -> anyhow::Result<(Vec<f32>, usize, usize, String)> {
+    let cfg = bundle
+        .video
+        .clone()
+        .context("a video bundle needs a [video] section")?;
+    let e = Embedder::load(section, &bundle.dir, cfg.tensor_len())?;
+    let mut s = e.stream(batch.unwrap_or(e.max_batch()))?;
+    let mut src = video::open(input, Some(folder_fps))?;
+    let info = src.info().clone();
+    let mut prep = Preprocessor::new(&cfg)?;
+    let mut decim = Decimator::new(&cfg, info.fps);
+    let (mut frame, mut tensor, mut embs) = (Frame::new(), Vec::new(), Vec::new());
+    let (mut read, mut kept) = (0u64, 0u64);
+    while src.read(&mut frame)? {
+        read += 1;
+        if !decim.keep(&frame) {
+            continue;
+        }
+        kept += 1;
+        tensor.clear();
+        prep.process(&frame, &mut tensor);
+        s.push(&tensor, &mut embs)?;
+    }
+    s.flush(&mut embs)?;
+    let d = e.output_size();
+    let steps = embs.len() / d;
+    let what = format!(
+        "{read} frames of {}x{} at {:.2} fps -> {kept} kept -> {steps} x {d} features",
+        info.width, info.height, info.fps
+    );
+    Ok((embs, d, steps, what))
+}
+
+/// Where live frames come from.
+pub enum LiveInput {
+    /// A V4L2 camera: device index or path, optional size and rate.
+    Camera {
+        device: Option<String>,
+        size: Option<(u32, u32)>,
+        fps: Option<f64>,
+    },
+    /// A live FFmpeg input (its input options), e.g. `-re -f lavfi -i testsrc`.
+    Ffmpeg(Vec<String>),
+}
+
+/// Runs a video bundle on live frames until the input ends, `duration`
+/// passes or Ctrl-C; events are printed as they close.
+pub fn live(
+    rec: &Recognizer,
+    input: LiveInput,
+    duration: Option<f64>,
+    jsonl: bool,
+    stats: &super::common::StatsFlags,
+) -> anyhow::Result<ExitCode> {
+    let mut src: Box<dyn VideoSource> = match input {
+        LiveInput::Camera { device, size, fps } => Box::new(video::Camera::open(
+            device.as_deref().unwrap_or("0"),
+            size,
+            fps.map(|f| f.round().max(1.0) as u32),
+        )?),
+        LiveInput::Ffmpeg(args) => Box::new(video::FfmpegVideo::live(&args)?),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        ctrlc::set_handler(move || stop.store(true, Ordering::Release))
+            .context("installing the Ctrl-C handler")?;
+    }
+    let info = src.info().clone();
+    eprintln!(
+        "watching {} ({}x{}, {:.2} fps) with bundle {}{}",
+        info.name,
+        info.width,
+        info.height,
+        info.fps,
+        rec.bundle().name,
+        if duration.is_some() {
+            ""
+        } else {
+            "; Ctrl-C to stop"
+        }
+    );
+    let mut proc = rec.live_stream()?;
+    proc.begin_video(info.fps)?;
+    let mut out = Output::default();
+    let mut frame = Frame::new();
+    let t0 = Instant::now();
+    let mut latencies = Vec::new();
+    let (mut frames, mut last_pts) = (0u64, 0.0f64);
+    let stdout = std::io::stdout();
+    let emit = |out: &mut Output, lat: Option<f64>, lats: &mut Vec<f64>| -> anyhow::Result<()> {
+        let mut w = stdout.lock();
+        for e in out.events.drain(..) {
+            if jsonl {
+                writeln!(
+                    w,
+                    "{}",
+                    serde_json::json!({"label": e.label, "start_s": (e.start_s * 1e4).round() / 1e4, "end_s": (e.end_s * 1e4).round() / 1e4, "score": e.score})
+                )?;
+            } else {
+                writeln!(
+                    w,
+                    "{:9.2} s - {:9.2} s  {:<16} {:.2}",
+                    e.start_s, e.end_s, e.label, e.score
+                )?;
+            }
+            if let Some(l) = lat {
+                lats.push(l);
+            }
+        }
+        w.flush()?;
+        Ok(())
+    };
+    let result: anyhow::Result<()> = loop {
+        if stop.load(Ordering::Acquire) || duration.is_some_and(|d| t0.elapsed().as_secs_f64() >= d)
+        {
+            break Ok(());
+        }
+        match src.read(&mut frame) {
+            Ok(true) => {}
+            Ok(false) => break Ok(()),
+            Err(e) => break Err(anyhow::Error::new(e).context("the video input failed")),
+        }
+        let got = Instant::now();
+        frames += 1;
+        last_pts = frame.pts_s;
+        if let Err(e) = proc.push_frame(&frame, &mut out) {
+            break Err(e.into());
+        }
+        if !out.events.is_empty() {
+            // From the frame's arrival here to the event being out.
+            let lat = got.elapsed().as_secs_f64() * 1e3;
+            emit(&mut out, Some(lat), &mut latencies)?;
+        }
+    };
+    proc.finish(&mut out)?;
+    emit(&mut out, None, &mut latencies)?;
+    let wall = t0.elapsed().as_secs_f64();
+    let seconds = if frames == 0 {
+        0.0
+    } else {
+        last_pts + 1.0 / info.fps
+    };
+    let report = StatsReport::new(proc.stats(), seconds, wall, 1, 0, src.dropped_frames())
+        .with_latency(LatencyStats::from_samples(latencies));
+    stats.emit(&report)?;
+    eprintln!(
+        "{frames} frames in {wall:.1} s ({:.1} fps), {} dropped",
+        frames as f64 / wall.max(1e-9),
+        src.dropped_frames()
+    );
+    result?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,508 @@
+//! The embedder stage: a frozen CNN (run by ONNX Runtime) between the
+//! features and the recurrent stage.
+//!
+//! ```text
+//!  features ──frames──▶ embedder ──embeddings──▶ sequence
+//! ```
+//!
+//! An embedder looks at a *window* of `window` consecutive feature frames and
+//! is called every `step` frames; each call item gives one embedding vector,
+//! which is one step of the recurrent stage. Two shapes of it ship:
+//!
+//! * audio: Google's speech_embedding CNN, 76 mel frames (0.76 s) in, a
+//!   96-d vector out, every 8 frames (80 ms);
+//! * video: EfficientNet-Lite0, one preprocessed frame in (`window = 1`), a
+//!   1280-d vector out per frame.
+//!
+//! Window `j` covers feature frames `[j * step, j * step + window)`, whatever
+//! the chunking of the input: the stream keeps the last frames it needs, so
+//! pushing a clip whole or frame by frame gives the same windows. Ready
+//! windows are batched into one call of up to `max_batch` items: large in
+//! batch mode (throughput), 1 in live mode (latency).
+//!
+//! The model (its layout, checked once) is shared; each [`EmbedStream`] owns
+//! its ONNX Runtime session, because `Session::run` takes `&mut self`.
+
+use std::path::{Path, PathBuf};
+
+use ort::session::Session;
+use ort::value::{TensorElementType, TensorRef};
+use serde::Deserialize;
+
+use crate::runtime::{self, SessionOptions};
+use crate::{Error, Result};
+
+/// `[embedder]`: the CNN between features and the recurrent model.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbedderSection {
+    /// The ONNX file, relative to the bundle directory.
+    pub onnx: PathBuf,
+    /// Name of the model input. Default: its first input.
+    #[serde(default)]
+    pub input: Option<String>,
+    /// Name of the output to read. Default: its first output.
+    #[serde(default)]
+    pub output: Option<String>,
+    /// Feature frames per call item. Default 1.
+    #[serde(default = "one")]
+    pub window: usize,
+    /// Feature frames between call items. Default 1.
+    #[serde(default = "one")]
+    pub step: usize,
+    /// Shape of one item after the batch axis, e.g. `[76, 32, 1]`; its
+    /// product must be `window` x the values per feature frame. Default:
+    /// the model's own input shape, which must then be fixed.
+    #[serde(default)]
+    pub input_shape: Option<Vec<usize>>,
+    /// Most items per call in batch processing. Default 16. Live input runs
+    /// each window as soon as it is complete.
+    #[serde(default = "default_batch")]
+    pub batch: usize,
+    /// Threads ONNX Runtime may use inside one call. Default 1: batch
+    /// processing runs one stream per core instead.
+    #[serde(default = "one")]
+    pub intra_threads: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn default_batch() -> usize {
+    16
+}
+
+/// The largest item a bundle may declare (values), so a typo cannot ask for
+/// gigabytes: 64 Mi floats, e.g. a 4096x4096 RGB frame.
+const MAX_ITEM: usize = 1 << 26;
+
+/// A checked embedder model, shared by streams.
+#[derive(Debug, Clone)]
+pub struct Embedder {
+    path: PathBuf,
+    input: String,
+    output: String,
+    /// Values per feature frame.
+    frame_len: usize,
+    window: usize,
+    step: usize,
+    /// Item shape after the batch axis.
+    item_shape: Vec<i64>,
+    output_size: usize,
+    max_batch: usize,
+    session: SessionOptions,
+}
+
+impl Embedder {
+    /// Opens the model named by `section` (paths relative to `dir`) for
+    /// feature frames of `frame_len` values and checks that the shapes fit.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] (key `embedder.*`) for sizes that do not fit,
+    /// unknown names or a non-float model; [`Error::RuntimeMissing`] or
+    /// [`Error::InvalidModel`] from ONNX Runtime.
+    pub fn load(section: &EmbedderSection, dir: &Path, frame_len: usize) -> Result<Embedder> {
+        let path = dir.join(&section.onnx);
+        let bad = |key: &str, reason: String| Error::config(format!("embedder.{key}"), reason);
+        if section.window == 0 {
+            return Err(bad("window", "must be at least 1".into()));
+        }
+        if section.step == 0 {
+            return Err(bad("step", "must be at least 1".into()));
+        }
+        if section.batch == 0 {
+            return Err(bad("batch", "must be at least 1".into()));
+        }
+        if frame_len == 0 {
+            return Err(bad("window", "the features give 0 values per frame".into()));
+        }
+        let item_len = section.window.saturating_mul(frame_len);
+        if item_len > MAX_ITEM {
+            return Err(bad(
+                "window",
+                format!("{item_len} values per item is more than the {MAX_ITEM} allowed"),
+            ));
+        }
+        let opts = SessionOptions {
+            intra_threads: section.intra_threads.max(1),
+        };
+        let session = runtime::session(&path, opts)?;
+        let listing_text = {
+            let ins = session
+                .inputs()
+                .iter()
+                .map(|o| {
+                    format!(
+                        "{} {:?}",
+                        o.name(),
+                        o.dtype().tensor_shape().map(|s| s.to_vec())
+                    )
+                })
+                .collect::<Vec<_>>();
+            let outs = session
+                .outputs()
+                .iter()
+                .map(|o| {
+                    format!(
+                        "{} {:?}",
+                        o.name(),
+                        o.dtype().tensor_shape().map(|s| s.to_vec())
+                    )
+                })
+                .collect::<Vec<_>>();
+            format!(
+                "{}: inputs [{}], outputs [{}]",
+                path.display(),
+                ins.join(", "),
+                outs.join(", ")
+            )
+        };
+        let listing = || listing_text.clone();
+        let input = match &section.input {
+            Some(n) => session
+                .inputs()
+                .iter()
+                .find(|o| o.name() == n)
+                .ok_or_else(|| bad("input", format!("no input named `{n}` in {}", listing())))?,
+            None => session
+                .inputs()
+                .first()
+                .ok_or_else(|| bad("onnx", format!("the model has no inputs ({})", listing())))?,
+        };
+        if session.inputs().len() != 1 {
+            return Err(bad(
+                "onnx",
+                format!("an embedder takes exactly one input; {}", listing()),
+            ));
+        }
+        let output = match &section.output {
+            Some(n) => session
+                .outputs()
+                .iter()
+                .find(|o| o.name() == n)
+                .ok_or_else(|| bad("output", format!("no output named `{n}` in {}", listing())))?,
+            None => session
+                .outputs()
+                .first()
+                .ok_or_else(|| bad("onnx", format!("the model has no outputs ({})", listing())))?,
+        };
+        if input.dtype().tensor_type() != Some(TensorElementType::Float32)
+            || output.dtype().tensor_type() != Some(TensorElementType::Float32)
+        {
+            return Err(bad(
+                "onnx",
+                format!("input and output must be float32 tensors; {}", listing()),
+            ));
+        }
+        let in_shape = input
+            .dtype()
+            .tensor_shape()
+            .map(|s| s.to_vec())
+            .unwrap_or_default();
+        if in_shape.is_empty() {
+            return Err(bad(
+                "onnx",
+                format!("the input has no batch axis; {}", listing()),
+            ));
+        }
+        let item_shape: Vec<i64> = match &section.input_shape {
+            Some(s) => {
+                if s.len() + 1 != in_shape.len() {
+                    return Err(bad(
+                        "input_shape",
+                        format!(
+                            "{s:?} has {} axes but the model input has {} after the batch axis; {}",
+                            s.len(),
+                            in_shape.len() - 1,
+                            listing()
+                        ),
+                    ));
+                }
+                for (k, (&want, &have)) in s.iter().zip(&in_shape[1..]).enumerate() {
+                    if have >= 0 && have as usize != want {
+                        return Err(bad(
+                            "input_shape",
+                            format!(
+                                "axis {} is {want} but the model fixes it at {have}; {}",
+                                k + 1,
+                                listing()
+                            ),
+                        ));
+                    }
+                }
+                s.iter().map(|&d| d as i64).collect()
+            }
+            None => {
+                if in_shape[1..].iter().any(|&d| d < 0) {
+                    return Err(bad(
+                        "input_shape",
+                        format!(
+                            "the model's input has dynamic axes after the batch axis: give input_shape; {}",
+                            listing()
+                        ),
+                    ));
+                }
+                in_shape[1..].to_vec()
+            }
+        };
+        let declared: usize = item_shape.iter().map(|&d| d as usize).product();
+        if declared != item_len {
+            return Err(bad(
+                "input_shape",
+                format!(
+                    "one item is {item_shape:?} = {declared} values, but a window of {} frames of {frame_len} values is {item_len}",
+                    section.window
+                ),
+            ));
+        }
+        let out_shape = output
+            .dtype()
+            .tensor_shape()
+            .map(|s| s.to_vec())
+            .unwrap_or_default();
+        let mut output_size = 1usize;
+        let mut dynamic = false;
+        for &d in out_shape.iter().skip(1) {
+            if d < 0 {
+                dynamic = true;
+            } else {
+                output_size *= d as usize;
+            }
+        }
+        let (input, output) = (input.name().to_string(), output.name().to_string());
+        if out_shape.is_empty() || dynamic {
+            // Find out by running one item of zeros.
+            let mut e = Embedder {
+                path: path.clone(),
+                input: input.clone(),
+                output: output.clone(),
+                frame_len,
+                window: section.window,
+                step: section.step,
+                item_shape: item_shape.clone(),
+                output_size: 0,
+                max_batch: 1,
+                session: opts,
+            };
+            let mut s = EmbedStream::with_session(&e, session)?;
+            let zeros = vec![0.0f32; item_len];
+            let mut y = Vec::new();
+            s.call(&zeros, 1, &mut y, true)?;
+            output_size = y.len();
+            e.output_size = output_size;
+        }
+        if output_size == 0 {
+            return Err(bad(
+                "onnx",
+                format!("the output has no values; {}", listing()),
+            ));
+        }
+        Ok(Embedder {
+            path,
+            input,
+            output,
+            frame_len,
+            window: section.window,
+            step: section.step,
+            item_shape,
+            output_size,
+            max_batch: section.batch,
+            session: opts,
+        })
+    }
+
+    /// The ONNX file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Feature frames per item.
+    pub fn window(&self) -> usize {
+        self.window
+    }
+
+    /// Feature frames between items.
+    pub fn step(&self) -> usize {
+        self.step
+    }
+
+    /// Values per feature frame in.
+    pub fn input_size(&self) -> usize {
+        self.frame_len
+    }
+
+    /// Values per embedding out.
+    pub fn output_size(&self) -> usize {
+        self.output_size
+    }
+
+    /// Most items per call in batch processing.
+    pub fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+
+    /// A new stream with its own session, batching up to `max_batch` items
+    /// per call (1 = run every window at once, for live input).
+    ///
+    /// # Errors
+    /// As [`runtime::session`].
+    pub fn stream(&self, max_batch: usize) -> Result<EmbedStream> {
+        let session = runtime::session(&self.path, self.session)?;
+        let mut s = EmbedStream::with_session(self, session)?;
+        s.max_batch = max_batch.max(1);
+        s.batch.reserve(s.max_batch * self.window * self.frame_len);
+        Ok(s)
+    }
+}
+
+/// One stream through an [`Embedder`]: the frames not yet consumed, and a
+/// session.
+pub struct EmbedStream {
+    model: Embedder,
+    session: Session,
+    max_batch: usize,
+    /// Feature frames from absolute frame `base` on.
+    pending: Vec<f32>,
+    base: u64,
+    /// Start (absolute frame) of the next window.
+    next: u64,
+    /// Items gathered for the next call.
+    batch: Vec<f32>,
+    shape: Vec<i64>,
+}
+
+impl std::fmt::Debug for EmbedStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbedStream")
+            .field("model", &self.model.path)
+            .field("next", &self.next)
+            .finish()
+    }
+}
+
+impl EmbedStream {
+    fn with_session(model: &Embedder, session: Session) -> Result<EmbedStream> {
+        let mut shape = Vec::with_capacity(model.item_shape.len() + 1);
+        shape.push(1);
+        shape.extend_from_slice(&model.item_shape);
+        Ok(EmbedStream {
+            model: model.clone(),
+            session,
+            max_batch: model.max_batch,
+            pending: Vec::new(),
+            base: 0,
+            next: 0,
+            batch: Vec::new(),
+            shape,
+        })
+    }
+
+    /// Values per embedding.
+    pub fn output_size(&self) -> usize {
+        self.model.output_size
+    }
+
+    /// Feeds feature frames (`n * input_size` values); appends the
+    /// embeddings of the windows completed and run so far to `out`. With a
+    /// batch size above 1, complete windows may wait for the batch to fill;
+    /// [`EmbedStream::flush`] runs them.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] for a partial frame; ONNX Runtime failures.
+    pub fn push(&mut self, frames: &[f32], out: &mut Vec<f32>) -> Result<()> {
+        let d = self.model.frame_len;
+        if !frames.len().is_multiple_of(d) {
+            return Err(Error::Shape(format!(
+                "{} values is not a whole number of {d}-value feature frames",
+                frames.len()
+            )));
+        }
+        self.pending.extend_from_slice(frames);
+        self.run(out, false)
+    }
+
+    /// Runs every complete window still waiting for its batch to fill.
+    ///
+    /// # Errors
+    /// ONNX Runtime failures.
+    pub fn flush(&mut self, out: &mut Vec<f32>) -> Result<()> {
+        self.run(out, true)
+    }
+
+    /// Forgets the frames and windows of the current input.
+    pub fn reset(&mut self) {
+        self.pending.clear();
+        self.batch.clear();
+        self.base = 0;
+        self.next = 0;
+    }
+
+    fn run(&mut self, out: &mut Vec<f32>, flush: bool) -> Result<()> {
+        let (d, w, step) = (
+            self.model.frame_len,
+            self.model.window,
+            self.model.step as u64,
+        );
+        let item = w * d;
+        let have = self.base + (self.pending.len() / d) as u64;
+        let mut items = 0;
+        let mut start = self.next;
+        while start + w as u64 <= have {
+            let off = (start - self.base) as usize * d;
+            self.batch.extend_from_slice(&self.pending[off..off + item]);
+            items += 1;
+            start += step;
+            if items == self.max_batch {
+                let batch = std::mem::take(&mut self.batch);
+                let r = self.call(&batch, items, out, false);
+                self.batch = batch;
+                self.batch.clear();
+                r?;
+                self.next = start;
+                items = 0;
+            }
+        }
+        if items > 0 {
+            if flush || items == self.max_batch {
+                let batch = std::mem::take(&mut self.batch);
+                let r = self.call(&batch, items, out, false);
+                self.batch = batch;
+                self.batch.clear();
+                r?;
+                self.next = start;
+            } else {
+                // Wait for more windows; gather them again next time.
+                self.batch.clear();
+            }
+        }
+        // Drop the frames no future window needs.
+        let keep_from = self.next.min(have);
+        if keep_from > self.base {
+            let n = (keep_from - self.base) as usize * d;
+            self.pending.drain(..n);
+            self.base = keep_from;
+        }
+        Ok(())
+    }
+
+    fn call(&mut self, items: &[f32], n: usize, out: &mut Vec<f32>, probe: bool) -> Result<()> {
+        self.shape[0] = n as i64;
+        let input = TensorRef::from_array_view((self.shape.as_slice(), items))?;
+        let outputs = self
+            .session
+            .run(ort::inputs![self.model.input.as_str() => input])?;
+        let (_, y) = outputs[self.model.output.as_str()].try_extract_tensor::<f32>()?;
+        if !probe && y.len() != n * self.model.output_size {
+            return Err(Error::Shape(format!(
+                "{}: output `{}` has {} values for {n} items; expected {} per item",
+                self.model.path.display(),
+                self.model.output,
+                y.len(),
+                self.model.output_size
+            )));
+        }
+        out.extend_from_slice(y);
+        Ok(())
+    }
+}
