@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what seqrec needs on a Debian/Ubuntu machine with Rust and Python 3:
-#   - system packages (pkg-config and libasound2-dev to build cpal; others with --test),
+#   - system packages (pkg-config and libasound2-dev to build cpal, libclang-dev to build the
+#     camera bindings (nokhwa/v4l), ffmpeg to read video; others with --test),
 #   - ONNX Runtime 1.31.1, unpacked from the onnxruntime PyPI wheel into .ort/ (no other download).
 # Idempotent: installs only what is missing. As root it uses apt-get; otherwise it
 # prints the exact command to run and stops.
@@ -9,10 +10,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-want=(pkg-config libasound2-dev)
+want=(pkg-config libasound2-dev libclang-dev ffmpeg)
 if [[ "${1:-}" == "--test" ]]; then
-  # ffmpeg: video tests; pulseaudio & co: the live microphone test.
-  want+=(ffmpeg pulseaudio pulseaudio-utils libasound2-plugins)
+  # pulseaudio & co: the live microphone test.
+  want+=(pulseaudio pulseaudio-utils libasound2-plugins)
 fi
 
 missing=()

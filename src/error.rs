@@ -126,6 +126,38 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+
+    /// A video file or live FFmpeg input could not be decoded: not a video FFmpeg reads, no
+    /// video stream, corrupt or truncated data, an absurd frame size. The reason carries
+    /// FFmpeg's own last error line when there is one.
+    #[error("{}: video: {reason}", path.display())]
+    Video {
+        /// The file (or, for a live input, the FFmpeg input arguments).
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+
+    /// An external tool seqrec runs (`ffmpeg`, `ffprobe`) is not installed.
+    #[error(
+        "`{tool}` not found on PATH: {purpose} needs FFmpeg.\n  Fix: `sudo apt-get install ffmpeg` (or run scripts/setup.sh)."
+    )]
+    ToolMissing {
+        /// The program that could not be started.
+        tool: String,
+        /// What it was needed for.
+        purpose: String,
+    },
+
+    /// A camera could not be found, opened or configured, or it stopped delivering frames.
+    /// Check the device (`ls /dev/video*`, `v4l2-ctl --list-devices`) and that it is not in use.
+    #[error("camera `{device}`: {reason}")]
+    Camera {
+        /// The device concerned (its path, index or name as asked for).
+        device: String,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 impl Error {

@@ -28,6 +28,7 @@
 pub mod batch;
 mod frontend;
 mod mel;
+pub mod video;
 
 pub use frontend::FrontEnd;
 pub use mel::{MelScale, hz_to_mel, mel_filterbank, mel_to_hz};

@@ -8,9 +8,11 @@ pub mod file;
 pub mod mic;
 mod resample;
 pub mod synthetic;
+pub mod video;
 
 pub use file::{AudioFile, read_all};
 pub use synthetic::Synthetic;
+pub use video::{FfmpegVideo, Frame, ImageFolder, VideoInfo, VideoSource};
 
 use crate::Result;
 
