@@ -95,15 +95,17 @@ pub struct Embedder {
 }
 
 impl Embedder {
-    /// Opens the model named by `section` (paths relative to `dir`) for
-    /// feature frames of `frame_len` values and checks that the shapes fit.
+    /// Opens the model named by `section` for feature frames of `frame_len`
+    /// values and checks that the shapes fit. `section.onnx` is used as
+    /// given ([`crate::bundle::Bundle`] resolves it against the bundle
+    /// directory).
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] (key `embedder.*`) for sizes that do not fit,
     /// unknown names or a non-float model; [`Error::RuntimeMissing`] or
     /// [`Error::InvalidModel`] from ONNX Runtime.
-    pub fn load(section: &EmbedderSection, dir: &Path, frame_len: usize) -> Result<Embedder> {
-        let path = dir.join(&section.onnx);
+    pub fn load(section: &EmbedderSection, frame_len: usize) -> Result<Embedder> {
+        let path = section.onnx.clone();
         let bad = |key: &str, reason: String| Error::config(format!("embedder.{key}"), reason);
         if section.window == 0 {
             return Err(bad("window", "must be at least 1".into()));

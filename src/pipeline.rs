@@ -55,25 +55,25 @@ impl Recognizer {
             key: key.into(),
             reason,
         };
-        let front =
-            match bundle.kind {
-                InputKind::Audio => Front::Audio(Box::new(FrontEnd::new(bundle.feature_config()?)?)),
-                InputKind::Video => Front::Video(bundle.video.clone().ok_or_else(|| {
-                    err("video", "a video bundle needs a [video] section".into())
-                })?),
-            };
+        let front = match bundle.kind {
+            InputKind::Audio => Front::Audio(Box::new(FrontEnd::new(bundle.feature_config()?)?)),
+            InputKind::Video => Front::Video(
+                bundle
+                    .video
+                    .clone()
+                    .ok_or_else(|| err("video", "a video bundle needs a [video] section".into()))?,
+            ),
+        };
         let frame_len = match &front {
             Front::Audio(f) => f.n_bins(),
             Front::Video(v) => v.tensor_len(),
         };
         let seq = bundle.sequence()?.clone();
         let embedder = match &bundle.embedder {
-            Some(section) => Some(Embedder::load(section, &bundle.dir, frame_len).map_err(
-                |e| match e {
-                    Error::InvalidConfig { name, reason } => err(&name, reason),
-                    other => other,
-                },
-            )?),
+            Some(section) => Some(Embedder::load(section, frame_len).map_err(|e| match e {
+                Error::InvalidConfig { name, reason } => err(&name, reason),
+                other => other,
+            })?),
             None => None,
         };
         let (step_size, step_what) = match &embedder {

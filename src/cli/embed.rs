@@ -47,7 +47,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let (embs, dims, steps, what) = match bundle.kind {
         InputKind::Audio => {
             let cfg = bundle.feature_config()?.clone();
-            let e = Embedder::load(&section, &bundle.dir, cfg.n_bins())?;
+            let e = Embedder::load(&section, cfg.n_bins())?;
             let mut s = e.stream(a.batch.unwrap_or(e.max_batch()))?;
             let mut fe = seqrec::features::FrontEnd::new(&cfg)?;
             let mut file = seqrec::source::AudioFile::open(&a.input, cfg.sample_rate)?;

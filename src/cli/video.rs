@@ -29,7 +29,7 @@ pub fn embed(
         .video
         .clone()
         .context("a video bundle needs a [video] section")?;
-    let e = Embedder::load(section, &bundle.dir, cfg.tensor_len())?;
+    let e = Embedder::load(section, cfg.tensor_len())?;
     let mut s = e.stream(batch.unwrap_or(e.max_batch()))?;
     let mut src = video::open(input, Some(folder_fps))?;
     let info = src.info().clone();
