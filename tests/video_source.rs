@@ -46,7 +46,8 @@ fn read_all(src: &mut dyn VideoSource) -> Vec<Frame> {
 }
 
 /// (file, width, height, fps, frames, frame count in the header).
-const CLIPS: &[(&str, u32, u32, f64, usize, Option<u64>)] = &[
+type Clip = (&'static str, u32, u32, f64, usize, Option<u64>);
+const CLIPS: &[Clip] = &[
     ("testsrc2_160x120_25fps.mp4", 160, 120, 25.0, 25, Some(25)),
     ("mandelbrot_128x96_15fps.webm", 128, 96, 15.0, 15, None),
     ("testsrc_96x64_10fps.avi", 96, 64, 10.0, 8, Some(8)),

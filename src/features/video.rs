@@ -230,8 +230,8 @@ impl Axis {
                 total += *wj;
             }
             let total = if total != 0.0 { total } else { 1.0 };
-            for j in 0..n {
-                axis.weights[k * taps + j] = (w[j] / total) as f32;
+            for (dst, wj) in axis.weights[k * taps..k * taps + n].iter_mut().zip(&w) {
+                *dst = (wj / total) as f32;
             }
             axis.start.push(xmin);
             axis.len.push(n);
@@ -445,7 +445,7 @@ impl Decimator {
     pub fn keep(&mut self, frame: &Frame) -> bool {
         let n = self.seen;
         self.seen += 1;
-        if n % self.every != 0 {
+        if !n.is_multiple_of(self.every) {
             return false;
         }
         let Some(period) = self.period else {

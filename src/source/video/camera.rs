@@ -248,7 +248,13 @@ impl VideoSource for Camera {
 
     fn read(&mut self, frame: &mut Frame) -> Result<bool> {
         match &mut self.consumer {
-            Some(c) => c.read(frame, &self.info.name),
+            Some(c) => c.read(frame, &self.info.name).map_err(|e| match e {
+                Error::Video { reason, .. } => Error::Camera {
+                    device: self.info.name.clone(),
+                    reason,
+                },
+                e => e,
+            }),
             None => Ok(false),
         }
     }

@@ -2,13 +2,15 @@
 //!
 //! [`FfmpegVideo::open`] asks `ffprobe -show_streams -show_format -of json` for the first video
 //! stream's size, frame rate, frame count and duration, then runs
-//! `ffmpeg -nostdin -i FILE -map 0:v:0 -fps_mode passthrough -f rawvideo -pix_fmt rgb24 -` and
+//! `ffmpeg -nostdin -i FILE -map 0:N -fps_mode passthrough -f rawvideo -pix_fmt rgb24 -` (`N` that
+//! stream; `-vsync passthrough` with FFmpeg 4, which lacks `-fps_mode`) and
 //! cuts its output into frames of exactly `width * height * 3` bytes in a reader thread.
 //!
 //! Timestamps are `index / fps` with the stream's average frame rate (`avg_frame_rate`, or
 //! `r_frame_rate` when that is unknown): seqrec assumes a **constant frame rate**. Every decoded
-//! frame is delivered once (`-fps_mode passthrough`: no frame is duplicated or dropped to fit a
-//! rate), so for a variable-rate file the frames are all there but their times are approximate.
+//! frame is delivered once (passthrough: no frame is duplicated or dropped to fit a rate), so for
+//! a variable-rate file the frames are all there but their times are approximate. Cover art
+//! (an attached picture stream) is not taken for the video.
 //! Rotation metadata is honoured (FFmpeg rotates; the reported size is the rotated one).
 //!
 //! # Bad input
@@ -87,6 +89,8 @@ impl std::fmt::Debug for FfmpegVideo {
 /// What ffprobe says about the first video stream.
 #[derive(Debug)]
 struct Probe {
+    /// Index of the stream in the file (`-map 0:N`).
+    stream: u64,
     width: u32,
     height: u32,
     fps: f64,
@@ -120,7 +124,8 @@ impl FfmpegVideo {
             frames: probe.frames,
             duration_s: probe.duration_s,
         };
-        Self::spawn(info, path.to_path_buf(), &input, &[], false)
+        let map = format!("0:{}", probe.stream);
+        Self::spawn(info, path.to_path_buf(), &input, &map, &[], false)
     }
 
     /// Opens a live FFmpeg input: `args` are FFmpeg's input options and input, e.g.
@@ -161,7 +166,7 @@ impl FfmpegVideo {
             duration_s: None,
         };
         let input: Vec<OsString> = args.iter().map(OsString::from).collect();
-        Self::spawn(info, name.into(), &input, &[], true)
+        Self::spawn(info, name.into(), &input, "0:v:0", &[], true)
     }
 
     /// Opens a live FFmpeg input (see [`FfmpegVideo::live`]) without probing it: FFmpeg scales
@@ -191,7 +196,7 @@ impl FfmpegVideo {
             "-r".into(),
             format!("{fps}").into(),
         ];
-        Self::spawn(info, name.into(), &input, &output, true)
+        Self::spawn(info, name.into(), &input, "0:v:0", &output, true)
     }
 
     /// A handle that stops this source from another thread.
@@ -208,16 +213,17 @@ impl FfmpegVideo {
         info: VideoInfo,
         path: PathBuf,
         input: &[OsString],
+        map: &str,
         output: &[OsString],
         live: bool,
     ) -> Result<Self> {
         let mut cmd = Command::new("ffmpeg");
         cmd.args(["-hide_banner", "-v", "error", "-nostdin"])
             .args(input)
-            .args(["-map", "0:v:0"])
+            .args(["-map", map])
             .args(output);
         if output.is_empty() {
-            cmd.args(["-fps_mode", "passthrough"]);
+            cmd.args([passthrough_option(), "passthrough"]);
         }
         cmd.args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
             .stdin(Stdio::null())
@@ -442,6 +448,31 @@ fn last_line(text: &str) -> Option<String> {
     (!picked.is_empty()).then(|| picked.join("; "))
 }
 
+/// `-fps_mode` (FFmpeg >= 5.1), or `-vsync` for older FFmpeg builds that lack it.
+fn passthrough_option() -> &'static str {
+    static OPTION: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+    OPTION.get_or_init(|| {
+        let version = Command::new("ffmpeg")
+            .args(["-hide_banner", "-version"])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        // "ffmpeg version 5.1.9-0+deb12u1 ...", "ffmpeg version n7.0", "ffmpeg version N-1234-g..."
+        let number = version
+            .split_whitespace()
+            .nth(2)
+            .unwrap_or("")
+            .trim_start_matches('n');
+        let mut parts = number.split(['.', '-']).map(|p| p.parse::<u32>().ok());
+        match (parts.next().flatten(), parts.next().flatten()) {
+            (Some(major), Some(minor)) if (major, minor) < (5, 1) => "-vsync",
+            _ => "-fps_mode",
+        }
+    })
+}
+
 fn spawn_error(tool: &str, path: &Path, e: std::io::Error) -> Error {
     if e.kind() == ErrorKind::NotFound {
         Error::ToolMissing {
@@ -522,6 +553,7 @@ fn probe(path: &Path, input: &[OsString]) -> Result<Probe> {
         .and_then(|s| s.parse::<u64>().ok())
         .filter(|&n| n > 0);
     Ok(Probe {
+        stream: v["index"].as_u64().unwrap_or(0),
         width,
         height,
         fps,
