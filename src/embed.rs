@@ -350,7 +350,24 @@ impl Embedder {
     /// # Errors
     /// As [`runtime::session`].
     pub fn stream(&self, max_batch: usize) -> Result<EmbedStream> {
-        let session = runtime::session(&self.path, self.session)?;
+        self.stream_with_threads(max_batch, self.session.intra_threads)
+    }
+
+    /// As [`Embedder::stream`], with `intra_threads` threads for ONNX
+    /// Runtime inside each call (at least the bundle's `intra_threads`):
+    /// for fewer inputs than cores, when one stream must use several.
+    ///
+    /// # Errors
+    /// As [`runtime::session`].
+    pub fn stream_with_threads(
+        &self,
+        max_batch: usize,
+        intra_threads: usize,
+    ) -> Result<EmbedStream> {
+        let opts = SessionOptions {
+            intra_threads: intra_threads.max(self.session.intra_threads).max(1),
+        };
+        let session = runtime::session(&self.path, opts)?;
         let mut s = EmbedStream::with_session(self, session)?;
         s.max_batch = max_batch.max(1);
         s.batch.reserve(s.max_batch * self.window * self.frame_len);

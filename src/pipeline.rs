@@ -205,7 +205,20 @@ impl Recognizer {
     /// # Errors
     /// As [`SequenceModel::stream`].
     pub fn stream(&self) -> Result<StreamProcessor> {
-        self.stream_batched(self.embedder.as_ref().map_or(1, Embedder::max_batch))
+        self.stream_batched(self.embedder.as_ref().map_or(1, Embedder::max_batch), 1)
+    }
+
+    /// As [`Recognizer::stream`], with `threads` ONNX Runtime threads for
+    /// the embedder (for fewer inputs than cores: a CNN is worth splitting
+    /// across cores, a small recurrent model is not).
+    ///
+    /// # Errors
+    /// As [`Recognizer::stream`].
+    pub fn stream_with_threads(&self, threads: usize) -> Result<StreamProcessor> {
+        self.stream_batched(
+            self.embedder.as_ref().map_or(1, Embedder::max_batch),
+            threads,
+        )
     }
 
     /// A new stream for live input: every embedder window runs as soon as
@@ -214,10 +227,11 @@ impl Recognizer {
     /// # Errors
     /// As [`Recognizer::stream`].
     pub fn live_stream(&self) -> Result<StreamProcessor> {
-        self.stream_batched(1)
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        self.stream_batched(1, cores)
     }
 
-    fn stream_batched(&self, max_batch: usize) -> Result<StreamProcessor> {
+    fn stream_batched(&self, max_batch: usize, threads: usize) -> Result<StreamProcessor> {
         let (front, frame_len) = match &self.front {
             Front::Audio(f) => (FrontState::Audio(f.fork()), f.n_bins()),
             Front::Video(v) => (
@@ -235,7 +249,7 @@ impl Recognizer {
             labels: self.bundle.labels.clone(),
             section: self.bundle.decision.clone(),
             embed: match &self.embedder {
-                Some(e) => Some(e.stream(max_batch)?),
+                Some(e) => Some(e.stream_with_threads(max_batch, threads)?),
                 None => None,
             },
             embs: Vec::new(),
@@ -753,6 +767,9 @@ pub struct BatchOptions {
     pub keep_posteriors: bool,
     /// Frame rate of image folders (video bundles); `None` = 30 fps.
     pub folder_fps: Option<f64>,
+    /// Cores to use in all: when there are fewer inputs than `jobs`, each
+    /// worker's embedder gets `cores / workers` ONNX Runtime threads.
+    pub cores: usize,
 }
 
 /// Processes `files` on `opts.jobs` workers and hands each result to
@@ -770,8 +787,10 @@ pub fn run_batch(
 ) -> Result<StageStats> {
     use crossbeam_channel::{bounded, unbounded};
     let jobs = opts.jobs.clamp(1, files.len().max(1));
+    // Fewer inputs than cores: the embedder's CNN gets the spare cores.
+    let threads = (opts.cores.max(1) / jobs).max(1);
     let mut procs = (0..jobs)
-        .map(|_| rec.stream())
+        .map(|_| rec.stream_with_threads(threads))
         .collect::<Result<Vec<_>>>()?;
     let (job_tx, job_rx) = unbounded::<usize>();
     for i in 0..files.len() {

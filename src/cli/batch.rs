@@ -149,6 +149,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         keep_features: a.plot.is_some(),
         keep_posteriors: a.plot.is_some() || a.emit == Emit::Posteriors,
         folder_fps: Some(a.fps),
+        cores: jobs,
     };
     let stats = pipeline::run_batch(&rec, &files, opts, |_, path, res| {
         let name = path.to_string_lossy();

@@ -1,4 +1,4 @@
-//! `seqrec devices`: the audio input devices, to pick `--device` from.
+//! `seqrec devices`: the audio input devices and cameras, to pick `--device` from.
 
 use std::process::ExitCode;
 
@@ -14,10 +14,27 @@ pub struct Args {
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let devices = list_input_devices().context("listing the audio input devices")?;
+    // No camera (or no V4L2 at all) is not an error for an audio user.
+    let cameras = seqrec::source::video::camera::list().unwrap_or_default();
     if a.json {
         let list: Vec<serde_json::Value> = devices.iter().map(to_json).collect();
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        let cams: Vec<serde_json::Value> = cameras
+            .iter()
+            .map(|c| serde_json::json!({"id": c.id, "name": c.name, "description": c.description}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"audio": list, "cameras": cams}))?
+        );
         return Ok(ExitCode::SUCCESS);
+    }
+    if cameras.is_empty() {
+        println!("Cameras: none found (seqrec live --camera needs a V4L2 device /dev/videoN)");
+    } else {
+        println!("Cameras (choose one with seqrec live --camera --device ID):");
+        for c in &cameras {
+            println!("  {:>3}  {}  ({})", c.id, c.name, c.description);
+        }
     }
     if devices.is_empty() {
         eprintln!("no audio input devices found");
