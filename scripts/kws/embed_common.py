@@ -159,6 +159,12 @@ class FrontEnd:
         return self.embed_mel(self.mel(y))
 
 
+# KWS_MASK_HOMOPHONES=1 (tried, not better on validation, not used for the
+# shipped head): homophones of keywords among the non-keyword words are not
+# scored (an "I know" sounds exactly like "no", "write" like "right").
+HOMOPHONES = {"know", "write"} if os.environ.get("KWS_MASK_HOMOPHONES") == "1" else set()
+
+
 def step_labels(T, words):
     """words: [(word, start_s, end_s, kind[, snr_db])] -> int8 [T] labels (see
     above); a keyword with snr_db < KW_MIN_SNR_DB (buried in the background) is
@@ -167,7 +173,7 @@ def step_labels(T, words):
     t = step_time(np.arange(T))
     for w, a, b, kind, *_ in words:
         if not (kind == "word" and w in KEYWORDS):
-            lab[(t >= a) & (t < b + UNK_TAIL_S)] = LABELS.index("_unknown_")
+            lab[(t >= a) & (t < b + UNK_TAIL_S)] = IGNORE_INDEX if w in HOMOPHONES else LABELS.index("_unknown_")
     kwset = np.zeros(T, bool)
     for w, a, b, kind, *snr in words:
         if kind == "word" and w in KEYWORDS and snr and snr[0] < KW_MIN_SNR_DB:
