@@ -211,9 +211,10 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let report = super::common::StatsReport::new(&stats, audio_s, wall, files.len(), failed, 0);
     a.stats.emit(&report)?;
     eprintln!(
-        "{} file(s), {:.1} s of audio in {:.2} s ({:.0}x real time){}",
+        "{} file(s), {:.1} s of {} in {:.2} s ({:.0}x real time){}",
         files.len(),
         audio_s,
+        if video { "video" } else { "audio" },
         wall,
         audio_s / wall.max(1e-9),
         if failed > 0 {
