@@ -40,7 +40,7 @@ STEP = 8
 DIM = 96
 STEP_S = 0.08
 STEP_OFFSET_S = 0.01 * (WIN - 1) + 0.016     # 0.766
-HIDDEN = int(os.environ.get("KWS_HIDDEN", "64"))
+HIDDEN = int(os.environ.get("KWS_HIDDEN", "128"))
 LAYERS = int(os.environ.get("KWS_LAYERS", "2"))
 # labels per step (step time t_j = 0.08 j + 0.766 s, the end of the embedding's
 # 0.775 s window): other words and sentences -> _unknown_ for t in

@@ -55,7 +55,7 @@ SHARDS = 12
 SEQ_PER_SHARD = 200
 P_KW = 0.40
 P_SENT = 0.10
-P_PIPER = 0.35
+P_PIPER = float(os.environ.get("KWS_P_PIPER", "0.35"))
 SEED = 31337
 
 
@@ -121,8 +121,12 @@ def music_bg(rng, n, split):
     return m[a:a + n]
 
 
+SPEED = tuple(float(v) for v in os.environ.get("KWS_SPEED", "0.88,1.12").split(","))
+
+
 def speed(rng, x):
-    r = rng.uniform(0.88, 1.12)
+    """Resampling by linear interpolation: tempo, pitch and formants together."""
+    r = rng.uniform(*SPEED)
     n = max(2, int(len(x) / r))
     return np.interp(np.linspace(0, len(x) - 1, n), np.arange(len(x)), x)
 
@@ -250,13 +254,16 @@ def build_stream(path, pieces, fe, meta):
     print(f"[embed] {os.path.basename(path)}: {len(y) / SR / 60:.1f} min, {len(e)} steps {meta}", flush=True)
 
 
-def main_train(k0, stride):
+def main_train(k0, stride, first=0, last=SHARDS):
+    """Shards first..last-1 (every stride-th from first + k0). The first 12 were
+    made with the defaults; shards 12-17 with KWS_SPEED=0.8,1.25 KWS_P_PIPER=0.5
+    (they also write their word lists, train_NNN.json)."""
     os.makedirs(EMB_DIR, exist_ok=True)
     fe = FrontEnd(1)
     pool = Pool("train")
-    for s in range(k0, SHARDS, stride):
+    for s in range(first + k0, last, stride):
         build_seqs(os.path.join(EMB_DIR, f"train_{s:03d}.npz"), SEED + 100 + s, pool, SEQ_PER_SHARD,
-                   SEQ_S, "train", fe)
+                   SEQ_S, "train", fe, truth=s >= SHARDS)
 
 
 def main_eval():
@@ -406,6 +413,6 @@ if __name__ == "__main__":
     elif sys.argv[1] == "truth":
         main_truth(int(sys.argv[2]), int(sys.argv[3]))
     elif sys.argv[1] == "train":
-        main_train(int(sys.argv[2]), int(sys.argv[3]))
+        main_train(int(sys.argv[2]), int(sys.argv[3]), *[int(a) for a in sys.argv[4:6]])
     else:
         main_eval()
