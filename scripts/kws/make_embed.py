@@ -372,7 +372,7 @@ def main_truth(k0, stride):
     pool = Pool("train")
     for s in range(k0, SHARDS, stride):
         p = os.path.join(EMB_DIR, f"train_{s:03d}.json")
-        if os.path.exists(p) and "snr_db" in json.load(open(p))[0][0]:
+        if os.path.exists(p) and any("snr_db" in w for q in json.load(open(p)) for w in q):
             continue
         ws = []
         for k in range(SEQ_PER_SHARD):
@@ -394,7 +394,7 @@ def main_truth_eval():
     for name, seed, split, kw in (("val", SEED + 1, "train", {}), ("test", SEED + 2, "heldout", {"p_empty": 0.0})):
         p = os.path.join(EMB_DIR, name + ".json")
         old = json.load(open(p))
-        if "snr_db" in old[0][0]:
+        if any("snr_db" in w for q in old for w in q):
             continue
         pool = Pool(split)
         for k, ws in enumerate(old):
