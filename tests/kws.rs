@@ -1,9 +1,10 @@
-//! The baseline keyword spotter (`models/kws-logmel`, made by `scripts/kws/`) through
-//! the whole pipeline. This pins seqrec's behaviour against the Python
-//! reference (onnxruntime posteriors and the reference decision rule in
-//! `scripts/kws/common.py`), including the clip where the model is wrong
-//! ("off" heard as "on"): the model's accuracy is the model card's business,
-//! not this test's.
+//! The keyword spotters through the whole pipeline: `models/kws` (Google
+//! speech_embedding through the embedder stage + GRU head, made by
+//! `scripts/kws/*_embed.py`) and the log-mel baseline `models/kws-logmel`
+//! (`scripts/kws/evaluate.py`). This pins seqrec's behaviour against the
+//! Python references (onnxruntime posteriors and the reference decision rule
+//! in `scripts/kws/common.py`), including clips where the models are wrong:
+//! their accuracy is the model cards' business, not this test's.
 
 use std::path::PathBuf;
 
@@ -15,53 +16,91 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-#[test]
-fn kws_events_and_posteriors_match_the_python_reference() {
-    let expected: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("fixtures/clips/kws-logmel/expected.json")).unwrap(),
-    )
-    .unwrap();
+/// Runs every clip of `clips` (with `expected.json`) through `bundle` on both
+/// backends; `decision` picks the expected events (`events`, or an override
+/// entry such as `override_low` with its thresholds) and `slack_s` is one
+/// step of timing slack for threshold crossings within float noise.
+fn check(bundle: &str, clips: &str, decision: Option<&str>, slack_s: f64) {
+    let dir = root().join(clips);
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
     for backend in [Backend::Native, Backend::Ort] {
-        let mut b = Bundle::load(root().join("models/kws-logmel")).unwrap();
-        b.sequence.as_mut().unwrap().backend = backend;
-        let rec = Recognizer::new(b).unwrap();
-        let mut p = rec.stream().unwrap();
         for (clip, want) in expected.as_object().unwrap() {
-            let mut f = AudioFile::open(root().join("fixtures/clips/kws-logmel").join(clip), 16000)
-                .unwrap();
+            let mut b = Bundle::load(root().join(bundle)).unwrap();
+            b.sequence.as_mut().unwrap().backend = backend;
+            let want = match decision {
+                None => want,
+                Some(key) => {
+                    let o = &want[key];
+                    // As `--threshold T --off-threshold O` (which clears per-label values).
+                    b.decision.threshold = o["threshold"].as_f64().unwrap();
+                    b.decision.thresholds.clear();
+                    b.decision.off_threshold = o["off_threshold"].as_f64();
+                    o
+                }
+            };
+            let rec = Recognizer::new(b).unwrap();
+            let mut p = rec.stream().unwrap();
+            let mut f = AudioFile::open(dir.join(clip), 16000).unwrap();
             let out = process_source(&mut p, &mut f, false, true).unwrap().output;
             let want = want["events"].as_array().unwrap();
             assert_eq!(
                 out.events.len(),
                 want.len(),
-                "{backend:?} {clip}: {:?}",
+                "{bundle} {backend:?} {clip}: {:?}",
                 out.events
             );
             for (e, w) in out.events.iter().zip(want) {
                 assert_eq!(e.label, w["label"].as_str().unwrap(), "{backend:?} {clip}");
-                // One frame of slack for threshold crossings within float noise.
                 assert!(
-                    (e.start_s - w["start_s"].as_f64().unwrap()).abs() <= 0.011,
-                    "{backend:?} {clip}: {e:?} vs {w}"
+                    (e.start_s - w["start_s"].as_f64().unwrap()).abs() <= slack_s,
+                    "{bundle} {backend:?} {clip}: {e:?} vs {w}"
                 );
                 assert!(
-                    (e.end_s - w["end_s"].as_f64().unwrap()).abs() <= 0.011,
-                    "{backend:?} {clip}: {e:?} vs {w}"
+                    (e.end_s - w["end_s"].as_f64().unwrap()).abs() <= slack_s,
+                    "{bundle} {backend:?} {clip}: {e:?} vs {w}"
                 );
             }
-            let post = root()
-                .join("fixtures/clips/kws-logmel")
-                .join(clip.replace(".wav", ".posteriors.npy"));
+            let post = dir.join(clip.replace(".wav", ".posteriors.npy"));
             if post.exists() {
                 let want = seqrec::npy::read_f32(post).unwrap();
-                assert_eq!(out.posteriors.len(), want.data.len());
+                assert_eq!(out.posteriors.len(), want.data.len(), "{bundle} {clip}");
                 let d = out
                     .posteriors
                     .iter()
                     .zip(&want.data)
                     .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-                assert!(d <= 1e-4, "{backend:?} {clip}: posteriors differ by {d}");
+                assert!(
+                    d <= 1e-4,
+                    "{bundle} {backend:?} {clip}: posteriors differ by {d}"
+                );
             }
         }
     }
+}
+
+#[test]
+fn kws_logmel_events_and_posteriors_match_the_python_reference() {
+    check(
+        "models/kws-logmel",
+        "fixtures/clips/kws-logmel",
+        None,
+        0.011,
+    );
+}
+
+#[test]
+fn kws_embedding_events_and_posteriors_match_the_python_reference() {
+    // One step is 80 ms.
+    check("models/kws", "fixtures/clips/kws", None, 0.081);
+}
+
+#[test]
+fn kws_embedding_with_lower_thresholds_matches_the_python_reference() {
+    check(
+        "models/kws",
+        "fixtures/clips/kws",
+        Some("override_low"),
+        0.081,
+    );
 }
