@@ -26,27 +26,35 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a
 
 echo "clip: $CLIP; bundle: $BUNDLE; $(nproc) cores"
 : >"$OUT/seqrec.txt"; : >"$OUT/python.txt"; : >"$OUT/python_b1.txt"
+now() { date +%s.%N; }
+# Whole processes, start to exit (imports, model loading, ffprobe, decoding,
+# CNN, head): frames through the CNN / process wall time.
 for i in $(seq "$RUNS"); do
-    # seqrec batch: decode thread (ffmpeg) + CNN on all cores + LSTM head + decision.
+    t0=$(now)
     "$BIN" batch "$CLIP" --bundle "$BUNDLE" --out /dev/null --stats-json "$OUT/stats.json" 2>/dev/null
-    python3 - "$OUT/stats.json" >>"$OUT/seqrec.txt" <<'EOF'
-import json, sys
-s = json.load(open(sys.argv[1]))
-print(s["stages"]["embeddings"] / s["wall_s"], s["wall_s"], s["stages"]["embeddings"])
-EOF
-    python3 scripts/video/python_loop.py "$CLIP" --bundle "$BUNDLE" --batch 16 --threads "$(nproc)" \
-        | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["fps_run"], d["wall_s"], d["frames_run"])' >>"$OUT/python.txt"
-    python3 scripts/video/python_loop.py "$CLIP" --bundle "$BUNDLE" --batch 1 --threads "$(nproc)" \
-        | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["fps_run"], d["wall_s"], d["frames_run"])' >>"$OUT/python_b1.txt"
-    echo "run $i: seqrec $(tail -1 "$OUT/seqrec.txt" | cut -d' ' -f1) fps, python b16 $(tail -1 "$OUT/python.txt" | cut -d' ' -f1) fps, python b1 $(tail -1 "$OUT/python_b1.txt" | cut -d' ' -f1) fps (CNN frames/s, wall incl. model load)"
+    t1=$(now)
+    n=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["stages"]["embeddings"])' "$OUT/stats.json")
+    echo "$(echo "$n / ($t1 - $t0)" | bc -l) $(echo "$t1 - $t0" | bc -l) $n" >>"$OUT/seqrec.txt"
+    for b in 16 1; do
+        t0=$(now)
+        n=$(python3 scripts/video/python_loop.py "$CLIP" --bundle "$BUNDLE" --batch $b --threads "$(nproc)" \
+            | python3 -c 'import json,sys; print(json.load(sys.stdin)["frames_run"])')
+        t1=$(now)
+        f=$OUT/python.txt; [ $b = 1 ] && f=$OUT/python_b1.txt
+        echo "$(echo "$n / ($t1 - $t0)" | bc -l) $(echo "$t1 - $t0" | bc -l) $n" >>"$f"
+    done
+    printf 'run %d: seqrec %.1f fps, python loop batch 16 %.1f fps, batch 1 %.1f fps\n' "$i" \
+        "$(tail -1 "$OUT/seqrec.txt" | cut -d' ' -f1)" "$(tail -1 "$OUT/python.txt" | cut -d' ' -f1)" \
+        "$(tail -1 "$OUT/python_b1.txt" | cut -d' ' -f1)"
 done
 S=$(cut -d' ' -f1 "$OUT/seqrec.txt" | median)
 P=$(cut -d' ' -f1 "$OUT/python.txt" | median)
 P1=$(cut -d' ' -f1 "$OUT/python_b1.txt" | median)
 echo "frames through the CNN: seqrec $(tail -1 "$OUT/seqrec.txt" | cut -d' ' -f3), python $(tail -1 "$OUT/python.txt" | cut -d' ' -f3)"
-printf 'median frames/s: seqrec %.1f, python loop batch 16 %.1f, batch 1 %.1f\n' "$S" "$P" "$P1"
+printf 'median frames/s (whole process): seqrec %.1f, python loop batch 16 %.1f, batch 1 %.1f\n' "$S" "$P" "$P1"
 printf 'ratio seqrec / python (batch 16): %.2fx; / python (batch 1): %.2fx  (goal >= 1.5x)\n' \
     "$(echo "$S / $P" | bc -l)" "$(echo "$S / $P1" | bc -l)"
+"$BIN" batch "$CLIP" --bundle "$BUNDLE" --out /dev/null --stats 2>&1 | grep -A2 '^stats'
 
 # Live: a real-time 30 fps 640x360 FFmpeg source for 10 s, every frame
 # through the CNN (the bundle's fps decimation removed), batch 1.
@@ -54,7 +62,7 @@ LIVE=$OUT/live_bundle
 rm -rf "$LIVE"; cp -r "$BUNDLE" "$LIVE"
 sed -i '/^fps *=/d' "$LIVE/bundle.toml"
 "$BIN" live --bundle "$LIVE" --format jsonl --stats-json "$OUT/live.json" \
-    --ffmpeg-input "-re -f lavfi -i testsrc2=size=640x360:rate=30 -t 10" >/dev/null 2>"$OUT/live.err" || true
+    --ffmpeg-input "-re -f lavfi -i testsrc2=size=640x360:rate=30:duration=10" >/dev/null 2>"$OUT/live.err" || true
 tail -1 "$OUT/live.err"
 python3 - "$OUT/live.json" <<'EOF'
 import json, sys

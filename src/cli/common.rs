@@ -194,10 +194,20 @@ impl StatsReport {
 
     pub fn human(&self) -> String {
         let s = &self.stages;
-        let busy = s.features_s + s.sequence_s + s.decision_s;
+        let busy = s.features_s + s.embed_s + s.sequence_s + s.decision_s;
         let pct = |x: f64| 100.0 * x / busy.max(1e-12);
+        let embed = if s.embeddings > 0 {
+            format!(
+                ", embedder {:.3} s ({:.0}%, {} steps)",
+                s.embed_s,
+                pct(s.embed_s),
+                s.embeddings
+            )
+        } else {
+            String::new()
+        };
         let mut out = format!(
-            "stats: {:.1} s of audio, {} frames, {} events\n  features {:.3} s ({:.0}%), sequence {:.3} s ({:.0}%), decision {:.3} s ({:.0}%)\n  per core: {:.0}x real time; wall: {:.2} s ({:.0}x real time); dropped chunks: {}",
+            "stats: {:.1} s of input, {} frames, {} events\n  features {:.3} s ({:.0}%){embed}, sequence {:.3} s ({:.0}%), decision {:.3} s ({:.0}%)\n  per core: {:.0}x real time; wall: {:.2} s ({:.0}x real time); dropped chunks: {}",
             self.audio_s,
             s.frames,
             s.events,
