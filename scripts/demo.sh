@@ -1,19 +1,27 @@
 #!/usr/bin/env bash
 # Sets up what is missing, builds, and runs seqrec on bundled examples:
-#  1. the features a speech model sees, for a speech clip;
-#  2. recognition of beeps and whistles in the bundled test clips (events as
-#     JSON Lines, one PNG per clip in target/demo/plots, per-stage statistics).
+#  1. keyword spotting (models/kws: Google speech_embedding + a GRU head) on
+#     the bundled keyword clips: events as JSON Lines, per-stage statistics;
+#  2. voice activity (models/vad, Silero VAD) on a clip with pauses;
+#  3. camera-motion recognition (models/action: EfficientNet-Lite0 features +
+#     LSTM) on two bundled H.264 videos;
+#  4. the beep/whistle test detector with one PNG plot per clip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo build --release --quiet
+S=./target/release/seqrec
 mkdir -p target/demo
-echo "== seqrec features: log-mel of fixtures/clips/speech_16k.wav"
-./target/release/seqrec features fixtures/clips/speech_16k.wav --bundle models/speech-features \
-  --out target/demo/speech_16k.logmel.npy
+echo "== keywords: seqrec batch fixtures/clips/kws --bundle models/kws"
+$S batch fixtures/clips/kws --bundle models/kws --stats
 echo
-echo "== seqrec batch: tone detector (fixtures/bundles/tone) on fixtures/clips/tone/"
-./target/release/seqrec batch fixtures/clips/tone --bundle fixtures/bundles/tone \
-  --plot target/demo/plots --stats
+echo "== speech segments: seqrec batch fixtures/clips/vad/speech_pauses.wav --bundle models/vad"
+$S batch fixtures/clips/vad/speech_pauses.wav --bundle models/vad
 echo
-echo "plots: target/demo/plots/"
+echo "== camera motion: seqrec batch fixtures/clips/action --bundle models/action"
+$S batch fixtures/clips/action --bundle models/action
+echo
+echo "== beeps and whistles, with plots: seqrec batch fixtures/clips/tone --bundle fixtures/bundles/tone --plot target/demo/plots"
+$S batch fixtures/clips/tone --bundle fixtures/bundles/tone --plot target/demo/plots
+echo
+echo "plots: target/demo/plots/; model cards: models/*/README.md"
