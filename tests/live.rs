@@ -81,24 +81,32 @@ fn start_live_with(
     (child, stderr, line)
 }
 
-#[test]
-fn live_recognizes_a_clip_played_into_the_virtual_microphone() {
+/// Plays `clip` into the virtual microphone under `seqrec live --bundle
+/// bundle --format jsonl --stats` plus `extra`, and returns the events and
+/// the stats text; `None` when there is no virtual microphone (skipped,
+/// unless SEQREC_REQUIRE_VMIC is set). Holds the live lock throughout.
+fn play_into_live(
+    bundle: &str,
+    clip: &str,
+    extra: &[&str],
+) -> Option<(Vec<serde_json::Value>, String)> {
     let Ok(env_file) = std::env::var("SEQREC_VMIC_ENV") else {
         assert!(
             std::env::var("SEQREC_REQUIRE_VMIC").is_err(),
             "SEQREC_REQUIRE_VMIC is set but SEQREC_VMIC_ENV is not: the virtual microphone did not start"
         );
         println!("skipped: no virtual microphone (see the module docs)");
-        return;
+        return None;
     };
     let _guard = LIVE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let vars = read_env_file(Path::new(&env_file));
-    let (child, mut stderr, line) =
-        start_live(&vars, &["--duration", "9", "--stats"], Stdio::piped());
+    let mut args = vec!["--stats"];
+    args.extend_from_slice(extra);
+    let (child, mut stderr, line) = start_live_with(bundle, &vars, &args, Stdio::piped());
     let t_play = Instant::now();
     let play = Command::new("paplay")
         .args(["-d", "vsink"])
-        .arg(root().join("fixtures/clips/tone/beeps_whistle.wav"))
+        .arg(root().join(clip))
         .envs(vars.iter().cloned())
         .status()
         .expect("paplay (apt pulseaudio-utils)");
@@ -117,6 +125,18 @@ fn live_recognizes_a_clip_played_into_the_virtual_microphone() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     println!("{events:?}\n{rest}");
+    Some((events, rest))
+}
+
+#[test]
+fn live_recognizes_a_clip_played_into_the_virtual_microphone() {
+    let Some((events, _)) = play_into_live(
+        "fixtures/bundles/tone",
+        "fixtures/clips/tone/beeps_whistle.wav",
+        &["--duration", "9"],
+    ) else {
+        return;
+    };
     // The clip: beep 0.40-0.75 s, whistle 1.20-1.75 s, beep 2.20-2.55 s.
     // Where the timeline starts depends on when capture began, so compare
     // labels, durations and the spacing between events.
@@ -150,47 +170,20 @@ fn live_recognizes_a_clip_played_into_the_virtual_microphone() {
 /// test uses the reference's lower setting, under which it finds all four.
 #[test]
 fn live_kws_recognizes_keywords_played_into_the_virtual_microphone() {
-    let Ok(env_file) = std::env::var("SEQREC_VMIC_ENV") else {
-        assert!(
-            std::env::var("SEQREC_REQUIRE_VMIC").is_err(),
-            "SEQREC_REQUIRE_VMIC is set but SEQREC_VMIC_ENV is not: the virtual microphone did not start"
-        );
-        println!("skipped: no virtual microphone (see the module docs)");
-        return;
-    };
-    let _guard = LIVE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let vars = read_env_file(Path::new(&env_file));
-    let (child, mut stderr, line) = start_live_with(
+    let Some((events, _)) = play_into_live(
         "models/kws",
-        &vars,
+        "fixtures/clips/kws/live_yes_down_right_go.wav",
         &[
             "--duration",
             "12",
-            "--stats",
             "--threshold",
             "0.5",
             "--off-threshold",
             "0.25",
         ],
-        Stdio::piped(),
-    );
-    let play = Command::new("paplay")
-        .args(["-d", "vsink"])
-        .arg(root().join("fixtures/clips/kws/live_yes_down_right_go.wav"))
-        .envs(vars.iter().cloned())
-        .status()
-        .expect("paplay (apt pulseaudio-utils)");
-    assert!(play.success());
-    let out = child.wait_with_output().unwrap();
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
-    assert!(out.status.success(), "{line}{rest}");
-    assert!(rest.contains("dropped chunks: 0"), "{rest}");
-    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    println!("{events:?}\n{rest}");
+    ) else {
+        return;
+    };
     let labels: Vec<&str> = events
         .iter()
         .map(|e| e["label"].as_str().unwrap())
