@@ -124,11 +124,20 @@ pub struct SessionOptions {
     /// parallelises across streams or files instead, which scales better for
     /// small recurrent models).
     pub intra_threads: usize,
+    /// Let ONNX Runtime's intra-op threads spin while waiting for work
+    /// (its default). Off for the embedder's CNN in batch processing:
+    /// spinning threads take the cores that decoding and preprocessing need
+    /// at the same time (measured on 2 cores: 127 -> 148 video frames/s with
+    /// spinning off).
+    pub spinning: bool,
 }
 
 impl Default for SessionOptions {
     fn default() -> Self {
-        SessionOptions { intra_threads: 1 }
+        SessionOptions {
+            intra_threads: 1,
+            spinning: true,
+        }
     }
 }
 
@@ -156,5 +165,10 @@ pub fn session(model: &Path, opts: SessionOptions) -> Result<Session> {
         .map_err(|e| invalid(e.into()))?
         .with_intra_threads(opts.intra_threads.max(1))
         .map_err(|e| invalid(e.into()))?;
+    if !opts.spinning && opts.intra_threads > 1 {
+        builder = builder
+            .with_intra_op_spinning(false)
+            .map_err(|e| invalid(e.into()))?;
+    }
     builder.commit_from_file(model).map_err(invalid)
 }
