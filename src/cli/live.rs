@@ -56,6 +56,47 @@ pub struct Args {
     decision: DecisionFlags,
 }
 
+/// Splits FFmpeg input options given as one argument into words, as a
+/// shell would for simple cases: whitespace separates, single or double
+/// quotes group (`-i "my camera.mp4"`), a backslash escapes the next
+/// character.
+fn split_args(s: &str) -> anyhow::Result<Vec<String>> {
+    let (mut out, mut cur, mut quote, mut word) = (Vec::new(), String::new(), None, false);
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match (c, quote) {
+            ('\\', q) if q != Some('\'') => {
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                    word = true;
+                }
+            }
+            (q @ ('"' | '\''), None) => {
+                quote = Some(q);
+                word = true;
+            }
+            (c, Some(q)) if c == q => quote = None,
+            (c, None) if c.is_whitespace() => {
+                if word {
+                    out.push(std::mem::take(&mut cur));
+                    word = false;
+                }
+            }
+            (c, _) => {
+                cur.push(c);
+                word = true;
+            }
+        }
+    }
+    if quote.is_some() {
+        anyhow::bail!("--ffmpeg-input: unclosed quote in `{s}`");
+    }
+    if word {
+        out.push(cur);
+    }
+    Ok(out)
+}
+
 fn parse_size(s: &str) -> Result<(u32, u32), String> {
     let (w, h) = s
         .split_once(['x', 'X'])
@@ -81,9 +122,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let rec = Recognizer::new(bundle)?;
     if rec.kind() == seqrec::bundle::InputKind::Video {
         let input = match (&a.ffmpeg_input, a.camera) {
-            (Some(args), _) => {
-                super::video::LiveInput::Ffmpeg(args.split_whitespace().map(String::from).collect())
-            }
+            (Some(args), _) => super::video::LiveInput::Ffmpeg(split_args(args)?),
             (None, true) => super::video::LiveInput::Camera {
                 device: a.device.clone(),
                 size: a.size,
@@ -264,4 +303,19 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     a.stats.emit(&report)?;
     result?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_args;
+
+    #[test]
+    fn ffmpeg_input_splits_like_a_shell() {
+        assert_eq!(
+            split_args(r#"-re -i "my clip.mp4" -f  lavfi 'a b' x\ y """#).unwrap(),
+            ["-re", "-i", "my clip.mp4", "-f", "lavfi", "a b", "x y", ""]
+        );
+        assert!(split_args("-i 'open").is_err());
+        assert!(split_args("  ").unwrap().is_empty());
+    }
 }
