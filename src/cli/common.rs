@@ -70,14 +70,23 @@ pub fn plot(
         .iter()
         .map(|e| (e.label.clone(), e.start_s, e.end_s, e.score))
         .collect();
-    // With an embedder, posteriors come every `step` feature frames: the
-    // spectrogram would need its own time axis, so it is left out (and video
-    // frames have none).
-    let n_bins = match (rec.bundle().features.as_ref(), rec.embedder()) {
-        (Some(f), None) => f.n_bins(),
+    // Audio features are drawn on the posteriors' clock: with an embedder a
+    // step comes every `step` frames, so each step's column shows the
+    // loudest of the `step` newest frames of its window. Video frames have
+    // no spectrogram.
+    let n_bins = match (rec.kind(), rec.bundle().features.as_ref()) {
+        (seqrec::bundle::InputKind::Audio, Some(f)) => f.n_bins(),
         _ => 0,
     };
-    let features: &[f32] = if n_bins == 0 { &[] } else { &out.features };
+    let stepped;
+    let features: &[f32] = match (n_bins, rec.embedder()) {
+        (0, _) => &[],
+        (_, None) => &out.features,
+        (n, Some(e)) => {
+            stepped = per_step(&out.features, n, e.window(), e.step());
+            &stepped
+        }
+    };
     let input = seqrec::sink::plot::PlotInput {
         title,
         features,
@@ -91,6 +100,27 @@ pub fn plot(
     };
     seqrec::sink::plot::write_png(&path, &input)?;
     Ok(())
+}
+
+/// Feature frames `[frames * n]` -> one row per embedder step: the maximum
+/// over frames `[j*step + window - step, j*step + window)` of step `j`.
+fn per_step(frames: &[f32], n: usize, window: usize, step: usize) -> Vec<f32> {
+    let total = frames.len() / n;
+    if total < window {
+        return Vec::new();
+    }
+    let steps = (total - window) / step + 1;
+    let mut out = vec![f32::NEG_INFINITY; steps * n];
+    for j in 0..steps {
+        let last = j * step + window;
+        let row = &mut out[j * n..(j + 1) * n];
+        for f in last.saturating_sub(step)..last {
+            for (o, &v) in row.iter_mut().zip(&frames[f * n..(f + 1) * n]) {
+                *o = o.max(v);
+            }
+        }
+    }
+    out
 }
 
 /// Where a run's statistics go.
