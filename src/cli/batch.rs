@@ -31,7 +31,8 @@ pub struct Args {
     /// Write label events, or per-frame posteriors with timestamps.
     #[arg(long, value_enum, default_value = "events")]
     emit: Emit,
-    /// Files processed at once [default: all cores].
+    /// Inputs processed at once, and cores used in all: with fewer inputs than jobs, each
+    /// worker's CNN (embedder) gets jobs/workers ONNX Runtime threads [default: all cores].
     #[arg(long)]
     jobs: Option<usize>,
     /// Write a PNG per input (spectrogram, posteriors, events) into this directory.
