@@ -104,3 +104,44 @@ fn kws_embedding_with_lower_thresholds_matches_the_python_reference() {
         0.081,
     );
 }
+
+/// `seqrec batch` on the keyword clips (the README's first command) prints
+/// the reference events of every clip, in file order.
+#[test]
+fn seqrec_batch_prints_the_reference_keyword_events() {
+    let expected: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("fixtures/clips/kws/expected.json")).unwrap(),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_seqrec"))
+        .args(["batch", "fixtures/clips/kws", "--bundle", "models/kws"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut n = 0;
+    for (clip, want) in expected.as_object().unwrap() {
+        let file = format!("fixtures/clips/kws/{clip}");
+        let got: Vec<&serde_json::Value> = lines
+            .iter()
+            .filter(|l| l["file"] == file.as_str())
+            .collect();
+        let want = want["events"].as_array().unwrap();
+        assert_eq!(got.len(), want.len(), "{clip}: {got:?}");
+        for (g, w) in got.iter().zip(want) {
+            assert_eq!(g["label"], w["label"], "{clip}");
+            let d = (g["start_s"].as_f64().unwrap() - w["start_s"].as_f64().unwrap()).abs();
+            assert!(d <= 0.081, "{clip}: {g} vs {w}");
+        }
+        n += want.len();
+    }
+    assert_eq!(lines.len(), n, "no other lines: {lines:?}");
+}

@@ -63,3 +63,57 @@ fn probabilities_and_segments_match_silero() {
         }
     }
 }
+
+/// The same through the command line users run: `seqrec batch` on the clips
+/// gives Silero's segments, one JSON line per segment, in file order.
+#[test]
+fn seqrec_batch_gives_silero_segments() {
+    let segs: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("fixtures/clips/vad/reference_segments.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    // speech_16k.wav lives one folder up (it is also the features fixture).
+    let path = |name: &str| {
+        let p = format!("fixtures/clips/vad/{name}.wav");
+        if root().join(&p).exists() {
+            p
+        } else {
+            format!("fixtures/clips/{name}.wav")
+        }
+    };
+    let files: Vec<String> = segs.as_object().unwrap().keys().map(|n| path(n)).collect();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_seqrec"))
+        .arg("batch")
+        .args(&files)
+        .args(["--bundle", "models/vad"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for (name, want) in segs.as_object().unwrap() {
+        let file = path(name);
+        let got: Vec<&serde_json::Value> = lines
+            .iter()
+            .filter(|l| l["file"] == file.as_str())
+            .collect();
+        let want = want.as_array().unwrap();
+        assert_eq!(got.len(), want.len(), "{name}: {got:?}");
+        for (g, w) in got.iter().zip(want) {
+            assert_eq!(g["label"], "speech");
+            for k in ["start_s", "end_s"] {
+                // JSON output is rounded to 0.1 ms.
+                let d = (g[k].as_f64().unwrap() - w[k].as_f64().unwrap()).abs();
+                assert!(d <= 1e-4, "{name} {k}: {g} vs {w}");
+            }
+        }
+    }
+}
