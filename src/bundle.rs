@@ -312,8 +312,9 @@ impl Bundle {
             Some(table) => {
                 let cfg: VideoConfig = serde_path_to_error::deserialize(toml::Value::Table(table))
                     .map_err(|e| err(&format!("video.{}", e.path()), e.into_inner().to_string()))?;
+                // VideoConfig::validate names its keys `video.*` already.
                 cfg.validate().map_err(|e| match e {
-                    Error::InvalidConfig { name, reason } => err(&format!("video.{name}"), reason),
+                    Error::InvalidConfig { name, reason } => err(&name, reason),
                     other => other,
                 })?;
                 Some(cfg)
@@ -518,34 +519,67 @@ thresholds = { a = 0.7 }
 
     #[test]
     fn errors_name_the_key() {
-        assert_eq!(
-            key_of(&GOOD.replace("n_fft = 512", "n_ff = 512")),
-            "features.n_ff"
-        );
-        assert_eq!(
-            key_of(&GOOD.replace("n_mels = 40", "n_mels = \"x\"")),
-            "features.n_mels"
-        );
-        assert_eq!(
-            key_of(&GOOD.replace("win_length = 400", "win_length = 4000")),
-            "features.win_length"
-        );
-        assert_eq!(
-            key_of(&GOOD.replace("m.onnx", "missing.onnx")),
-            "sequence.onnx"
-        );
-        assert_eq!(
-            key_of(&GOOD.replace("threshold = 0.6", "threshold = 1.6")),
-            "decision.threshold"
-        );
-        assert_eq!(
-            key_of(&GOOD.replace("{ a = 0.7 }", "{ c = 0.7 }")),
-            "decision.thresholds.c"
-        );
-        assert_eq!(
-            key_of(&GOOD.replace("kind = \"audio\"", "kind = \"smell\"")),
-            "kind"
-        );
+        for (from, to, key) in [
+            ("n_fft = 512", "n_ff = 512", "features.n_ff"),
+            ("n_mels = 40", "n_mels = \"x\"", "features.n_mels"),
+            (
+                "win_length = 400",
+                "win_length = 4000",
+                "features.win_length",
+            ),
+            ("m.onnx", "missing.onnx", "sequence.onnx"),
+            ("threshold = 0.6", "threshold = 1.6", "decision.threshold"),
+            ("{ a = 0.7 }", "{ c = 0.7 }", "decision.thresholds.c"),
+            ("kind = \"audio\"", "kind = \"smell\"", "kind"),
+        ] {
+            assert_eq!(key_of(&GOOD.replace(from, to)), key, "{from} -> {to}");
+        }
         assert_eq!(key_of("name = "), "(syntax)");
+    }
+
+    const VIDEO: &str = r#"
+name = "v"
+kind = "video"
+labels = ["a", "b"]
+[video]
+width = 224
+height = 224
+mean = [127.0, 127.0, 127.0]
+std = [128.0, 128.0, 128.0]
+fps = 15.0
+[embedder]
+onnx = "m.onnx"
+batch = 4
+[sequence]
+onnx = "m.onnx"
+"#;
+
+    #[test]
+    fn video_manifest_and_its_errors() {
+        let b = parse(VIDEO).unwrap();
+        assert_eq!(b.video.as_ref().unwrap().tensor_len(), 3 * 224 * 224);
+        let e = b.embedder.as_ref().unwrap();
+        assert_eq!((e.window, e.step, e.batch), (1, 1, 4));
+        assert!(e.onnx.is_absolute() || e.onnx.starts_with(&b.dir));
+        for (from, to, key) in [
+            ("width = 224", "width = 0", "video.width"),
+            ("fps = 15.0", "fps = \"fast\"", "video.fps"),
+            ("fps = 15.0", "fsp = 15.0", "video.fsp"),
+            ("batch = 4", "batch = 0", "embedder.batch"),
+            ("batch = 4", "window = 5000", "embedder.window"),
+            (
+                "[embedder]\nonnx = \"m.onnx\"",
+                "[embedder]\nonnx = \"x.onnx\"",
+                "embedder.onnx",
+            ),
+        ] {
+            assert_eq!(key_of(&VIDEO.replace(from, to)), key, "{from} -> {to}");
+        }
+        // A video bundle needs [video] and [embedder].
+        let no_video = VIDEO.replace("[video]", "[unused]");
+        assert!(matches!(parse(&no_video), Err(Error::Bundle { .. })));
+        let cut = VIDEO.find("[embedder]").unwrap();
+        let no_embedder = format!("{}{}", &VIDEO[..cut], "[sequence]\nonnx = \"m.onnx\"\n");
+        assert_eq!(key_of(&no_embedder), "embedder");
     }
 }
