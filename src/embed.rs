@@ -131,10 +131,9 @@ impl Embedder {
             spinning: false,
         };
         let session = runtime::session(&path, opts)?;
-        let listing_text = {
-            let ins = session
-                .inputs()
-                .iter()
+        // Inputs and outputs as `name [shape]`, for messages.
+        let list = |v: &[ort::value::Outlet]| {
+            v.iter()
                 .map(|o| {
                     format!(
                         "{} {:?}",
@@ -142,54 +141,56 @@ impl Embedder {
                         o.dtype().tensor_shape().map(|s| s.to_vec())
                     )
                 })
-                .collect::<Vec<_>>();
-            let outs = session
-                .outputs()
-                .iter()
-                .map(|o| {
-                    format!(
-                        "{} {:?}",
-                        o.name(),
-                        o.dtype().tensor_shape().map(|s| s.to_vec())
-                    )
-                })
-                .collect::<Vec<_>>();
-            format!(
-                "{}: inputs [{}], outputs [{}]",
-                path.display(),
-                ins.join(", "),
-                outs.join(", ")
-            )
+                .collect::<Vec<_>>()
+                .join(", ")
         };
+        let listing_text = format!(
+            "{}: inputs [{}], outputs [{}]",
+            path.display(),
+            list(session.inputs()),
+            list(session.outputs())
+        );
         let listing = || listing_text.clone();
-        let input = match &section.input {
-            Some(n) => session
-                .inputs()
-                .iter()
-                .find(|o| o.name() == n)
-                .ok_or_else(|| bad("input", format!("no input named `{n}` in {}", listing())))?,
-            None => session
-                .inputs()
-                .first()
-                .ok_or_else(|| bad("onnx", format!("the model has no inputs ({})", listing())))?,
-        };
+        // The tensor named `name` (manifest key `embedder.{key}`), or the first one.
+        fn pick<'a>(
+            v: &'a [ort::value::Outlet],
+            name: Option<&str>,
+            key: &str,
+            listing: &str,
+        ) -> Result<&'a ort::value::Outlet> {
+            match name {
+                Some(n) => v.iter().find(|o| o.name() == n).ok_or_else(|| {
+                    Error::config(
+                        format!("embedder.{key}"),
+                        format!("no {key} named `{n}` in {listing}"),
+                    )
+                }),
+                None => v.first().ok_or_else(|| {
+                    Error::config(
+                        "embedder.onnx",
+                        format!("the model has no {key}s ({listing})"),
+                    )
+                }),
+            }
+        }
+        let input = pick(
+            session.inputs(),
+            section.input.as_deref(),
+            "input",
+            &listing_text,
+        )?;
         if session.inputs().len() != 1 {
             return Err(bad(
                 "onnx",
                 format!("an embedder takes exactly one input; {}", listing()),
             ));
         }
-        let output = match &section.output {
-            Some(n) => session
-                .outputs()
-                .iter()
-                .find(|o| o.name() == n)
-                .ok_or_else(|| bad("output", format!("no output named `{n}` in {}", listing())))?,
-            None => session
-                .outputs()
-                .first()
-                .ok_or_else(|| bad("onnx", format!("the model has no outputs ({})", listing())))?,
-        };
+        let output = pick(
+            session.outputs(),
+            section.output.as_deref(),
+            "output",
+            &listing_text,
+        )?;
         if input.dtype().tensor_type() != Some(TensorElementType::Float32)
             || output.dtype().tensor_type() != Some(TensorElementType::Float32)
         {

@@ -6,6 +6,8 @@
 //! in `scripts/kws/common.py`), including clips where the models are wrong:
 //! their accuracy is the model cards' business, not this test's.
 
+mod common;
+
 use std::path::PathBuf;
 
 use seqrec::bundle::{Backend, Bundle};
@@ -113,20 +115,7 @@ fn seqrec_batch_prints_the_reference_keyword_events() {
         &std::fs::read_to_string(root().join("fixtures/clips/kws/expected.json")).unwrap(),
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_seqrec"))
-        .args(["batch", "fixtures/clips/kws", "--bundle", "models/kws"])
-        .current_dir(root())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = common::seqrec_jsonl(["batch", "fixtures/clips/kws", "--bundle", "models/kws"]);
     let mut n = 0;
     for (clip, want) in expected.as_object().unwrap() {
         let file = format!("fixtures/clips/kws/{clip}");

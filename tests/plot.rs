@@ -69,6 +69,21 @@ fn empty_input<'a>() -> PlotInput<'a> {
     }
 }
 
+/// A plot of scores only (no features), starting at 0 s, no events or thresholds.
+fn scores_only<'a>(title: &'a str, posteriors: &'a [f32], labels: &'a [String]) -> PlotInput<'a> {
+    PlotInput {
+        title,
+        features: &[],
+        n_bins: 0,
+        posteriors,
+        labels,
+        frame_period_s: PERIOD,
+        time_offset_s: 0.0,
+        events: &[],
+        thresholds: None,
+    }
+}
+
 #[test]
 fn dimensions_follow_duration() {
     let s = Synthetic::new();
@@ -224,17 +239,7 @@ fn long_files_are_clamped_and_aggregated_by_max() {
     let mut posteriors = vec![0.0f32; frames];
     posteriors[180_000] = 1.0;
     let labels = vec!["spike".to_string()];
-    let input = PlotInput {
-        title: "long",
-        features: &[],
-        n_bins: 0,
-        posteriors: &posteriors,
-        labels: &labels,
-        frame_period_s: PERIOD,
-        time_offset_s: 0.0,
-        events: &[],
-        thresholds: None,
-    };
+    let input = scores_only("long", &posteriors, &labels);
     let l = layout(&input).unwrap();
     let img = render(&input).unwrap();
     assert_eq!((img.width(), img.height()), (MAX_WIDTH, HEIGHT));
@@ -252,17 +257,7 @@ fn long_files_are_clamped_and_aggregated_by_max() {
 fn many_labels_wrap_in_the_legend() {
     let labels: Vec<String> = (0..50).map(|i| format!("label{i}")).collect();
     let posteriors: Vec<f32> = (0..100 * 50).map(|i| (i % 50) as f32 / 50.0).collect();
-    let input = PlotInput {
-        title: "fifty",
-        features: &[],
-        n_bins: 0,
-        posteriors: &posteriors,
-        labels: &labels,
-        frame_period_s: PERIOD,
-        time_offset_s: 0.0,
-        events: &[],
-        thresholds: None,
-    };
+    let input = scores_only("fifty", &posteriors, &labels);
     let l = layout(&input).unwrap();
     let img = render(&input).unwrap();
     let swatch_row = |i: usize| {
@@ -283,15 +278,9 @@ fn single_label_and_unknown_event_labels() {
     let posteriors = vec![0.5f32; 50];
     let events = vec![("other".to_string(), 10.1, 10.2, 0.5)];
     let input = PlotInput {
-        title: "one",
-        features: &[],
-        n_bins: 0,
-        posteriors: &posteriors,
-        labels: &labels,
-        frame_period_s: PERIOD,
         time_offset_s: 10.0,
         events: &events,
-        thresholds: None,
+        ..scores_only("one", &posteriors, &labels)
     };
     let l = layout(&input).unwrap();
     assert_eq!(l.lane_labels, ["only", "other"]);

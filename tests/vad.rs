@@ -4,6 +4,8 @@
 //! onnxruntime in Python (cross-checked against the silero-vad package's
 //! OnnxWrapper/VADIterator), and the speech segments of VADIterator's rules.
 
+mod common;
+
 use std::path::PathBuf;
 
 use seqrec::bundle::Bundle;
@@ -83,22 +85,10 @@ fn seqrec_batch_gives_silero_segments() {
         }
     };
     let files: Vec<String> = segs.as_object().unwrap().keys().map(|n| path(n)).collect();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_seqrec"))
-        .arg("batch")
-        .args(&files)
-        .args(["--bundle", "models/vad"])
-        .current_dir(root())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let mut args = vec!["batch".to_string()];
+    args.extend(files.iter().cloned());
+    args.extend(["--bundle".to_string(), "models/vad".to_string()]);
+    let lines = common::seqrec_jsonl(&args);
     for (name, want) in segs.as_object().unwrap() {
         let file = path(name);
         let got: Vec<&serde_json::Value> = lines
