@@ -154,6 +154,37 @@ fn image_folder_errors_name_the_file() {
     ));
 }
 
+/// Images decode in a reader thread ahead of the consumer; dropping the
+/// source while that thread waits on a full queue ends it at once.
+#[test]
+fn image_folder_reads_ahead_and_drops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..24u8 {
+        let img = image::RgbImage::from_pixel(64, 48, image::Rgb([i * 10, 0, 255 - i * 10]));
+        img.save(dir.path().join(format!("{i:03}.png"))).unwrap();
+    }
+    let mut src = ImageFolder::open(dir.path(), 24.0).unwrap();
+    let mut f = Frame::new();
+    assert!(src.read(&mut f).unwrap());
+    assert_eq!((f.index, f.pixel(0, 0)), (0, [0, 0, 255]));
+    // Let the reader fill the queue and block on it.
+    std::thread::sleep(Duration::from_millis(200));
+    let t = Instant::now();
+    drop(src);
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "drop took {:?}",
+        t.elapsed()
+    );
+    // Read to the end: every image once, in order.
+    let mut src = ImageFolder::open(dir.path(), 24.0).unwrap();
+    let frames = read_all(&mut src);
+    assert_eq!(frames.len(), 24);
+    assert!(frames.iter().enumerate().all(
+        |(i, f)| f.index == i as u64 && f.pixel(5, 5) == [i as u8 * 10, 0, 255 - i as u8 * 10]
+    ));
+}
+
 fn decimated(cfg: &VideoConfig, clip: &str) -> Vec<(u64, f64)> {
     let mut v = FfmpegVideo::open(fixture(clip)).unwrap();
     let mut d = Decimator::new(cfg, v.info().fps);

@@ -1,10 +1,12 @@
 //! A folder of still images as a video.
 
 use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
 
 use image::ImageReader;
 
-use super::{Frame, VideoInfo, VideoSource, check_size};
+use super::queue::{Consumer, Packet, Producer, queue};
+use super::{Frame, QUEUE_FRAMES, VideoInfo, VideoSource, check_size};
 use crate::{Error, Result};
 
 /// Extensions [`ImageFolder`] reads (compared case-insensitively); other files are ignored.
@@ -13,13 +15,23 @@ pub const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "bmp"];
 /// The images of a folder (PNG, JPEG, BMP), sorted by file name, as frames at a fixed rate.
 ///
 /// Frame `i` is the `i`-th image, at `i / fps` seconds. All images must have the size of the
-/// first one. Images are decoded (by the [image] crate) when they are read, so a folder of
-/// thousands of images costs one frame of memory; grey and alpha images become RGB.
-#[derive(Debug)]
+/// first one. Images are decoded (by the [image] crate) in a reader thread a few frames ahead
+/// of the consumer (like a video file's decoder), so a folder of thousands of images costs a
+/// few frames of memory and decoding overlaps whatever consumes the frames; grey and alpha
+/// images become RGB.
 pub struct ImageFolder {
     info: VideoInfo,
     files: Vec<PathBuf>,
-    next: usize,
+    consumer: Option<Consumer>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for ImageFolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageFolder")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ImageFolder {
@@ -65,17 +77,25 @@ impl ImageFolder {
             })?;
         check_size(&first.display().to_string(), width, height)?;
         let n = files.len() as u64;
+        let info = VideoInfo {
+            name: dir.display().to_string(),
+            width,
+            height,
+            fps,
+            frames: Some(n),
+            duration_s: Some(n as f64 / fps),
+        };
+        let (producer, consumer) = queue(QUEUE_FRAMES, false, None);
+        let (list, size) = (files.clone(), (width, height));
+        let reader = std::thread::Builder::new()
+            .name("seqrec-images".into())
+            .spawn(move || decode_all(&list, size, fps, producer))
+            .map_err(|e| Error::io(dir, e))?;
         Ok(Self {
-            info: VideoInfo {
-                name: dir.display().to_string(),
-                width,
-                height,
-                fps,
-                frames: Some(n),
-                duration_s: Some(n as f64 / fps),
-            },
+            info,
             files,
-            next: 0,
+            consumer: Some(consumer),
+            reader: Some(reader),
         })
     }
 
@@ -91,40 +111,75 @@ impl VideoSource for ImageFolder {
     }
 
     fn read(&mut self, frame: &mut Frame) -> Result<bool> {
-        let Some(path) = self.files.get(self.next) else {
-            return Ok(false);
-        };
+        match &mut self.consumer {
+            Some(c) => c.read(frame, &self.info.name),
+            None => Ok(false),
+        }
+    }
+}
+
+impl Drop for ImageFolder {
+    fn drop(&mut self) {
+        // Stop and drop the consumer first: a reader blocked on a full queue
+        // then sees the channel closed and ends.
+        if let Some(c) = self.consumer.take() {
+            c.stop();
+        }
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+    }
+}
+
+/// The reader thread: decodes `files` in order into the queue; the first
+/// bad image ends the stream with its error (after the frames before it).
+fn decode_all(files: &[PathBuf], (width, height): (u32, u32), fps: f64, mut producer: Producer) {
+    for (i, path) in files.iter().enumerate() {
+        if producer.stopped() {
+            return;
+        }
         let bad = |reason: String| Error::Video {
             path: path.clone(),
             reason,
         };
-        let reader = ImageReader::open(path)
-            .map_err(|e| Error::io(path, e))?
-            .with_guessed_format()
-            .map_err(|e| Error::io(path, e))?;
-        let (w, h) = reader
-            .into_dimensions()
-            .map_err(|e| bad(format!("cannot decode the image: {e}")))?;
-        if (w, h) != (self.info.width, self.info.height) {
-            return Err(bad(format!(
-                "image is {w}x{h} but the folder's first image is {}x{} (all frames must have one size)",
-                self.info.width, self.info.height
-            )));
+        let decoded = (|| {
+            let reader = ImageReader::open(path)
+                .map_err(|e| Error::io(path, e))?
+                .with_guessed_format()
+                .map_err(|e| Error::io(path, e))?;
+            let (w, h) = reader
+                .into_dimensions()
+                .map_err(|e| bad(format!("cannot decode the image: {e}")))?;
+            if (w, h) != (width, height) {
+                return Err(bad(format!(
+                    "image is {w}x{h} but the folder's first image is {width}x{height} (all frames must have one size)"
+                )));
+            }
+            ImageReader::open(path)
+                .map_err(|e| Error::io(path, e))?
+                .with_guessed_format()
+                .map_err(|e| Error::io(path, e))?
+                .decode()
+                .map_err(|e| bad(format!("cannot decode the image: {e}")))
+        })();
+        let img = match decoded {
+            Ok(img) => img.into_rgb8(),
+            Err(e) => {
+                producer.fail(e);
+                return;
+            }
+        };
+        let mut rgb = producer.buffer(0);
+        rgb.extend_from_slice(img.as_raw());
+        let packet = Packet {
+            index: i as u64,
+            pts_s: i as f64 / fps,
+            width,
+            height,
+            rgb,
+        };
+        if !producer.push(packet) {
+            return;
         }
-        let img = ImageReader::open(path)
-            .map_err(|e| Error::io(path, e))?
-            .with_guessed_format()
-            .map_err(|e| Error::io(path, e))?
-            .decode()
-            .map_err(|e| bad(format!("cannot decode the image: {e}")))?;
-        let rgb = img.into_rgb8();
-        frame.index = self.next as u64;
-        frame.pts_s = self.next as f64 / self.info.fps;
-        frame.width = w;
-        frame.height = h;
-        frame.rgb.clear();
-        frame.rgb.extend_from_slice(rgb.as_raw());
-        self.next += 1;
-        Ok(true)
     }
 }
