@@ -55,9 +55,30 @@ pub struct Args {
     /// Pad n_fft/2 zeros on both sides (librosa center=True).
     #[arg(long)]
     center: bool,
-    /// mel, logmel or mfcc [default: logmel].
+    /// mel, logmel, mfcc, db or raw [default: logmel].
     #[arg(long)]
     kind: Option<FeatureKind>,
+    /// Multiply the samples by this first (32768 = int16 scale) [default: 1].
+    #[arg(long)]
+    gain: Option<f64>,
+    /// Floor before the dB conversion (db, mfcc) [default: 1e-10].
+    #[arg(long)]
+    amin: Option<f64>,
+    /// db: raise values to at least the loudest of their group minus this many dB.
+    #[arg(long)]
+    top_db: Option<f64>,
+    /// db: frames per top_db group (0 = the whole input) [default: 0].
+    #[arg(long)]
+    top_db_group: Option<usize>,
+    /// db: size of the first top_db group [default: top_db_group].
+    #[arg(long)]
+    top_db_first: Option<usize>,
+    /// Multiply every output value by this [default: 1].
+    #[arg(long)]
+    scale: Option<f64>,
+    /// Then add this [default: 0].
+    #[arg(long)]
+    offset: Option<f64>,
     /// Number of MFCCs [default: 13].
     #[arg(long)]
     n_mfcc: Option<usize>,
@@ -72,7 +93,26 @@ impl Args {
         macro_rules! set {
             ($($f:ident),*) => { $( if let Some(v) = self.$f { c.$f = v; } )* };
         }
-        set!(sample_rate, n_fft, n_mels, fmin, mel_scale, kind, n_mfcc);
+        set!(
+            sample_rate,
+            n_fft,
+            n_mels,
+            fmin,
+            mel_scale,
+            kind,
+            n_mfcc,
+            gain,
+            amin,
+            top_db_group,
+            scale,
+            offset
+        );
+        if self.top_db.is_some() {
+            c.top_db = self.top_db;
+        }
+        if self.top_db_first.is_some() {
+            c.top_db_first = self.top_db_first;
+        }
         if self.win_length.is_some() {
             c.win_length = self.win_length;
         }
