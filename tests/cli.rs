@@ -93,6 +93,45 @@ fn features_chunking_and_flags() {
     assert!(max_diff(&got.data, &want.data) <= 1e-2);
 }
 
+/// The `db` flags reproduce the speech_embedding bundle's front end exactly.
+#[test]
+fn db_flags_match_the_speech_embedding_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = root().join("fixtures/clips/speech_16k.wav");
+    let (a, b) = (dir.path().join("a.npy"), dir.path().join("b.npy"));
+    let (ok, err) = stderr_of(
+        seqrec()
+            .arg("features")
+            .arg(&clip)
+            .args([
+                "--kind", "db", "--n-mels", "32", "--fmin", "60", "--fmax", "3800",
+            ])
+            .args(["--gain", "32768", "--top-db", "80", "--top-db-group", "8"])
+            .args([
+                "--top-db-first",
+                "5",
+                "--scale",
+                "0.1",
+                "--offset",
+                "2",
+                "--out",
+            ])
+            .arg(&a),
+    );
+    assert!(ok, "{err}");
+    let (ok, err) = stderr_of(
+        seqrec()
+            .arg("features")
+            .arg(&clip)
+            .arg("--bundle")
+            .arg(root().join("models/speech-embedding"))
+            .arg("--out")
+            .arg(&b),
+    );
+    assert!(ok, "{err}");
+    assert_eq!(std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
+}
+
 #[test]
 fn features_resample_other_rates() {
     // The 22.05 kHz clip asked for at 16 kHz: resampled first, frames at 100/s.
