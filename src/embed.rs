@@ -274,38 +274,10 @@ impl Embedder {
                 output_size *= d as usize;
             }
         }
-        let (input, output) = (input.name().to_string(), output.name().to_string());
-        if out_shape.is_empty() || dynamic {
-            // Find out by running one item of zeros.
-            let mut e = Embedder {
-                path: path.clone(),
-                input: input.clone(),
-                output: output.clone(),
-                frame_len,
-                window: section.window,
-                step: section.step,
-                item_shape: item_shape.clone(),
-                output_size: 0,
-                max_batch: 1,
-                session: opts,
-            };
-            let mut s = EmbedStream::with_session(&e, session)?;
-            let zeros = vec![0.0f32; item_len];
-            let mut y = Vec::new();
-            s.call(&zeros, 1, &mut y, true)?;
-            output_size = y.len();
-            e.output_size = output_size;
-        }
-        if output_size == 0 {
-            return Err(bad(
-                "onnx",
-                format!("the output has no values; {}", listing()),
-            ));
-        }
-        Ok(Embedder {
+        let mut e = Embedder {
             path,
-            input,
-            output,
+            input: input.name().to_string(),
+            output: output.name().to_string(),
             frame_len,
             window: section.window,
             step: section.step,
@@ -313,7 +285,39 @@ impl Embedder {
             output_size,
             max_batch: section.batch,
             session: opts,
-        })
+        };
+        if out_shape.is_empty() || dynamic {
+            // Find out by running one item of zeros.
+            let mut session = session;
+            let mut shape = e.call_shape();
+            let mut y = Vec::new();
+            run_one(
+                &e,
+                &mut session,
+                &mut shape,
+                &vec![0.0f32; item_len],
+                1,
+                &mut y,
+                true,
+            )?;
+            e.output_size = y.len();
+        }
+        if e.output_size == 0 {
+            return Err(bad(
+                "onnx",
+                format!("the output has no values; {}", listing()),
+            ));
+        }
+        Ok(e)
+    }
+
+    /// The input shape of a call: `[1, item shape...]` (the batch axis is
+    /// set per call).
+    fn call_shape(&self) -> Vec<i64> {
+        let mut shape = Vec::with_capacity(self.item_shape.len() + 1);
+        shape.push(1);
+        shape.extend_from_slice(&self.item_shape);
+        shape
     }
 
     /// The ONNX file.
@@ -376,7 +380,10 @@ impl Embedder {
         let session = runtime::session(&self.path, opts)?;
         let mut s = EmbedStream::with_session(self, session)?;
         s.max_batch = max_batch.max(1);
-        s.batch.reserve(s.max_batch * self.window * self.frame_len);
+        if self.step != self.window {
+            // Overlapping (or gapped) windows are gathered into `batch`.
+            s.batch.reserve(s.max_batch * self.window * self.frame_len);
+        }
         Ok(s)
     }
 }
@@ -392,7 +399,7 @@ pub struct EmbedStream {
     base: u64,
     /// Start (absolute frame) of the next window.
     next: u64,
-    /// Items gathered for the next call.
+    /// Items gathered for the next call (windows that are not back to back).
     batch: Vec<f32>,
     shape: Vec<i64>,
 }
@@ -408,9 +415,7 @@ impl std::fmt::Debug for EmbedStream {
 
 impl EmbedStream {
     fn with_session(model: &Embedder, session: Session) -> Result<EmbedStream> {
-        let mut shape = Vec::with_capacity(model.item_shape.len() + 1);
-        shape.push(1);
-        shape.extend_from_slice(&model.item_shape);
+        let shape = model.call_shape();
         Ok(EmbedStream {
             model: model.clone(),
             session,
@@ -463,43 +468,53 @@ impl EmbedStream {
         self.next = 0;
     }
 
+    /// Runs the complete windows in calls of `max_batch` items (the rest
+    /// too when `flush`), then drops the frames no future window needs.
     fn run(&mut self, out: &mut Vec<f32>, flush: bool) -> Result<()> {
-        let (d, w, step) = (
-            self.model.frame_len,
-            self.model.window,
-            self.model.step as u64,
-        );
+        let (d, w, step) = (self.model.frame_len, self.model.window, self.model.step);
         let item = w * d;
         let have = self.base + (self.pending.len() / d) as u64;
-        let mut items = 0;
-        let mut start = self.next;
-        while start + w as u64 <= have {
-            let off = (start - self.base) as usize * d;
-            self.batch.extend_from_slice(&self.pending[off..off + item]);
-            items += 1;
-            start += step;
-            if items == self.max_batch {
-                let batch = std::mem::take(&mut self.batch);
-                let r = self.call(&batch, items, out, false);
-                self.batch = batch;
-                self.batch.clear();
-                r?;
-                self.next = start;
-                items = 0;
-            }
-        }
-        if items > 0 {
-            if flush || items == self.max_batch {
-                let batch = std::mem::take(&mut self.batch);
-                let r = self.call(&batch, items, out, false);
-                self.batch = batch;
-                self.batch.clear();
-                r?;
-                self.next = start;
+        let end = self.next + w as u64;
+        let mut ready = if have >= end {
+            ((have - end) / step as u64 + 1) as usize
+        } else {
+            0
+        };
+        while ready >= self.max_batch || (flush && ready > 0) {
+            let n = ready.min(self.max_batch);
+            let off = (self.next - self.base) as usize * d;
+            if step == w {
+                // Back-to-back windows (e.g. one video frame each) are
+                // already one contiguous batch.
+                let items = &self.pending[off..off + n * item];
+                run_one(
+                    &self.model,
+                    &mut self.session,
+                    &mut self.shape,
+                    items,
+                    n,
+                    out,
+                    false,
+                )?;
             } else {
-                // Wait for more windows; gather them again next time.
                 self.batch.clear();
+                for k in 0..n {
+                    let o = off + k * step * d;
+                    self.batch.extend_from_slice(&self.pending[o..o + item]);
+                }
+                let (model, batch) = (&self.model, &self.batch);
+                run_one(
+                    model,
+                    &mut self.session,
+                    &mut self.shape,
+                    batch,
+                    n,
+                    out,
+                    false,
+                )?;
             }
+            self.next += (n * step) as u64;
+            ready -= n;
         }
         // Drop the frames no future window needs.
         let keep_from = self.next.min(have);
@@ -510,24 +525,32 @@ impl EmbedStream {
         }
         Ok(())
     }
+}
 
-    fn call(&mut self, items: &[f32], n: usize, out: &mut Vec<f32>, probe: bool) -> Result<()> {
-        self.shape[0] = n as i64;
-        let input = TensorRef::from_array_view((self.shape.as_slice(), items))?;
-        let outputs = self
-            .session
-            .run(ort::inputs![self.model.input.as_str() => input])?;
-        let (_, y) = outputs[self.model.output.as_str()].try_extract_tensor::<f32>()?;
-        if !probe && y.len() != n * self.model.output_size {
-            return Err(Error::Shape(format!(
-                "{}: output `{}` has {} values for {n} items; expected {} per item",
-                self.model.path.display(),
-                self.model.output,
-                y.len(),
-                self.model.output_size
-            )));
-        }
-        out.extend_from_slice(y);
-        Ok(())
+/// One ONNX Runtime call of `model` on `n` items; appends the outputs to
+/// `out`. `probe` skips the output size check (while finding it out).
+fn run_one(
+    model: &Embedder,
+    session: &mut Session,
+    shape: &mut [i64],
+    items: &[f32],
+    n: usize,
+    out: &mut Vec<f32>,
+    probe: bool,
+) -> Result<()> {
+    shape[0] = n as i64;
+    let input = TensorRef::from_array_view((&*shape, items))?;
+    let outputs = session.run(ort::inputs![model.input.as_str() => input])?;
+    let (_, y) = outputs[model.output.as_str()].try_extract_tensor::<f32>()?;
+    if !probe && y.len() != n * model.output_size {
+        return Err(Error::Shape(format!(
+            "{}: output `{}` has {} values for {n} items; expected {} per item",
+            model.path.display(),
+            model.output,
+            y.len(),
+            model.output_size
+        )));
     }
+    out.extend_from_slice(y);
+    Ok(())
 }
