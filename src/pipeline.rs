@@ -678,36 +678,7 @@ pub fn expand_inputs(
     inputs: &[std::path::PathBuf],
     extensions: &[&str],
 ) -> Result<Vec<std::path::PathBuf>> {
-    fn walk(dir: &std::path::Path, exts: &[&str], out: &mut Vec<std::path::PathBuf>) -> Result<()> {
-        let mut entries: Vec<_> = std::fs::read_dir(dir)
-            .map_err(|e| Error::io(dir, e))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .collect();
-        entries.sort();
-        for p in entries {
-            if p.is_dir() {
-                walk(&p, exts, out)?;
-            } else if p
-                .extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| exts.iter().any(|x| x.eq_ignore_ascii_case(e)))
-            {
-                out.push(p);
-            }
-        }
-        Ok(())
-    }
-    let mut out = Vec::new();
-    for p in inputs {
-        if p.is_dir() {
-            walk(p, extensions, &mut out)?;
-        } else {
-            // Files are taken as given, even missing ones: they fail on their
-            // own, as an error record, without stopping the others.
-            out.push(p.clone());
-        }
-    }
-    Ok(out)
+    expand(inputs, extensions, &[])
 }
 
 /// Expands the inputs of a video bundle: video files as given; a folder that
@@ -717,29 +688,45 @@ pub fn expand_inputs(
 /// # Errors
 /// [`Error::Io`] for a directory that cannot be read.
 pub fn expand_video_inputs(inputs: &[std::path::PathBuf]) -> Result<Vec<std::path::PathBuf>> {
-    use crate::source::video::IMAGE_EXTENSIONS;
+    expand(
+        inputs,
+        VIDEO_EXTENSIONS,
+        crate::source::video::IMAGE_EXTENSIONS,
+    )
+}
+
+/// Files as given; directories walked in sorted order for files with one of
+/// `extensions`, except that a directory directly holding a file with one of
+/// `sequence_extensions` is itself one input (a sequence of images).
+fn expand(
+    inputs: &[std::path::PathBuf],
+    extensions: &[&str],
+    sequence_extensions: &[&str],
+) -> Result<Vec<std::path::PathBuf>> {
     fn has_ext(p: &std::path::Path, exts: &[&str]) -> bool {
         p.extension()
             .and_then(|e| e.to_str())
             .is_some_and(|e| exts.iter().any(|x| x.eq_ignore_ascii_case(e)))
     }
-    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) -> Result<()> {
+    fn walk(
+        dir: &std::path::Path,
+        exts: &[&str],
+        seq: &[&str],
+        out: &mut Vec<std::path::PathBuf>,
+    ) -> Result<()> {
         let mut entries: Vec<_> = std::fs::read_dir(dir)
             .map_err(|e| Error::io(dir, e))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .collect();
         entries.sort();
-        if entries
-            .iter()
-            .any(|p| p.is_file() && has_ext(p, IMAGE_EXTENSIONS))
-        {
+        if entries.iter().any(|p| p.is_file() && has_ext(p, seq)) {
             out.push(dir.to_path_buf());
             return Ok(());
         }
         for p in entries {
             if p.is_dir() {
-                walk(&p, out)?;
-            } else if has_ext(&p, VIDEO_EXTENSIONS) {
+                walk(&p, exts, seq, out)?;
+            } else if has_ext(&p, exts) {
                 out.push(p);
             }
         }
@@ -748,8 +735,10 @@ pub fn expand_video_inputs(inputs: &[std::path::PathBuf]) -> Result<Vec<std::pat
     let mut out = Vec::new();
     for p in inputs {
         if p.is_dir() {
-            walk(p, &mut out)?;
+            walk(p, extensions, sequence_extensions, &mut out)?;
         } else {
+            // Files are taken as given, even missing ones: they fail on their
+            // own, as an error record, without stopping the others.
             out.push(p.clone());
         }
     }

@@ -123,6 +123,26 @@ fn per_step(frames: &[f32], n: usize, window: usize, step: usize) -> Vec<f32> {
     out
 }
 
+/// Writes one event of `seqrec live` with its times shifted by `offset_s`:
+/// a JSON object (times rounded to 0.1 ms) or a readable line.
+pub fn write_event(
+    w: &mut impl std::io::Write,
+    e: &seqrec::decision::Event,
+    offset_s: f64,
+    jsonl: bool,
+) -> std::io::Result<()> {
+    let (s, en) = (e.start_s + offset_s, e.end_s + offset_s);
+    if jsonl {
+        writeln!(
+            w,
+            "{}",
+            serde_json::json!({"label": e.label, "start_s": (s * 1e4).round() / 1e4, "end_s": (en * 1e4).round() / 1e4, "score": e.score})
+        )
+    } else {
+        writeln!(w, "{s:9.2} s - {en:9.2} s  {:<16} {:.2}", e.label, e.score)
+    }
+}
+
 /// Where a run's statistics go.
 #[derive(Debug, Clone, clap::Args)]
 pub struct StatsFlags {

@@ -12,7 +12,9 @@ use seqrec::decision::Event;
 use seqrec::pipeline::{Output, Recognizer};
 use seqrec::source::mic::{MicOptions, Microphone};
 
-use super::common::{DecisionFlags, LatencyStats, StatsFlags, StatsReport, load_bundle};
+use super::common::{
+    DecisionFlags, LatencyStats, StatsFlags, StatsReport, load_bundle, write_event,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LiveFormat {
@@ -191,20 +193,10 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
      -> anyhow::Result<()> {
         let mut w = stdout.lock();
         for e in events.drain(..) {
-            let (s, en) = (e.start_s + seg_start_s, e.end_s + seg_start_s);
             if status {
                 eprint!("\r\x1b[2K");
             }
-            match a.format {
-                LiveFormat::Jsonl => writeln!(
-                    w,
-                    "{}",
-                    serde_json::json!({"label": e.label, "start_s": (s * 1e4).round() / 1e4, "end_s": (en * 1e4).round() / 1e4, "score": e.score})
-                )?,
-                LiveFormat::Pretty => {
-                    writeln!(w, "{s:9.2} s - {en:9.2} s  {:<16} {:.2}", e.label, e.score)?
-                }
-            }
+            write_event(&mut w, &e, seg_start_s, a.format == LiveFormat::Jsonl)?;
             if let Some(l) = lat_ms {
                 latency.push(l);
             }

@@ -14,7 +14,7 @@ use seqrec::features::video::{Decimator, Preprocessor};
 use seqrec::pipeline::{Output, Recognizer};
 use seqrec::source::video::{self, Frame, VideoSource};
 
-use super::common::{LatencyStats, StatsReport};
+use super::common::{LatencyStats, StatsReport, write_event};
 
 /// Per-frame CNN features of a video file or image folder:
 /// `(values, dims, steps, summary)`.
@@ -117,19 +117,7 @@ pub fn live(
     let emit = |out: &mut Output, lat: Option<f64>, lats: &mut Vec<f64>| -> anyhow::Result<()> {
         let mut w = stdout.lock();
         for e in out.events.drain(..) {
-            if jsonl {
-                writeln!(
-                    w,
-                    "{}",
-                    serde_json::json!({"label": e.label, "start_s": (e.start_s * 1e4).round() / 1e4, "end_s": (e.end_s * 1e4).round() / 1e4, "score": e.score})
-                )?;
-            } else {
-                writeln!(
-                    w,
-                    "{:9.2} s - {:9.2} s  {:<16} {:.2}",
-                    e.start_s, e.end_s, e.label, e.score
-                )?;
-            }
+            write_event(&mut w, &e, 0.0, jsonl)?;
             if let Some(l) = lat {
                 lats.push(l);
             }
