@@ -3,15 +3,14 @@
 //! 96 values out, every 8 frames): windows do not depend on how the input is
 //! chunked or batched, and bad settings are clear errors.
 
+mod common;
+
+use common::root;
 use std::path::PathBuf;
 
 use proptest::prelude::*;
 use seqrec::Error;
 use seqrec::embed::{EmbedStream, Embedder, EmbedderSection};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn section() -> EmbedderSection {
     let mut s: EmbedderSection = toml::from_str(

@@ -8,15 +8,11 @@
 
 mod common;
 
-use std::path::PathBuf;
+use common::root;
 
 use seqrec::bundle::{Backend, Bundle};
 use seqrec::pipeline::{Recognizer, process_source};
 use seqrec::source::AudioFile;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// Runs every clip of `clips` (with `expected.json`) through `bundle` on both
 /// backends; `decision` picks the expected events (`events`, or an override

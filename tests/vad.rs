@@ -6,15 +6,11 @@
 
 mod common;
 
-use std::path::PathBuf;
+use common::root;
 
 use seqrec::bundle::Bundle;
 use seqrec::pipeline::{Recognizer, process_source};
 use seqrec::source::AudioFile;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 #[test]
 fn probabilities_and_segments_match_silero() {

@@ -6,16 +6,14 @@
 //! batching and chunking invariance, the live path on a real-time FFmpeg
 //! source, and clear errors.
 
-use std::path::PathBuf;
+mod common;
+
+use common::root;
 use std::process::Command;
 
 use seqrec::bundle::Bundle;
 use seqrec::pipeline::{Output, Recognizer, process_video};
 use seqrec::source::video::{self, VideoSource};
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn seqrec() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_seqrec"));
@@ -63,24 +61,6 @@ fn cnn_features_match_python_onnxruntime() {
         );
         assert!(err <= 1e-4, "{clip}: max abs err {err}");
     }
-}
-
-/// Labels of the events `seqrec batch` writes for `file`, in order.
-fn batch_events(file: &str, extra: &[&str]) -> Vec<serde_json::Value> {
-    let st = seqrec()
-        .args(["batch", file, "--bundle", "models/action"])
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
-    String::from_utf8_lossy(&st.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 /// The fixture clips (held-out photos, known camera motions): posteriors and
@@ -286,10 +266,15 @@ fn live_ffmpeg_source_runs_in_real_time() {
                 .to_string()
         })
         .collect();
-    let batch: Vec<String> = batch_events("fixtures/clips/action/chelsea_motions.mp4", &[])
-        .iter()
-        .map(|e| e["label"].as_str().unwrap().to_string())
-        .collect();
+    let batch: Vec<String> = common::seqrec_jsonl([
+        "batch",
+        "fixtures/clips/action/chelsea_motions.mp4",
+        "--bundle",
+        "models/action",
+    ])
+    .iter()
+    .map(|e| e["label"].as_str().unwrap().to_string())
+    .collect();
     assert_eq!(live, batch);
 }
 
