@@ -246,7 +246,6 @@ impl Recognizer {
         Ok(StreamProcessor {
             front,
             frame_len,
-            labels: self.bundle.labels.clone(),
             section: self.bundle.decision.clone(),
             embed: match &self.embedder {
                 Some(e) => Some(e.stream_with_threads(max_batch, threads)?),
@@ -326,7 +325,6 @@ pub struct StreamProcessor {
     front: FrontState,
     /// Values per front-end frame.
     frame_len: usize,
-    labels: Vec<String>,
     /// To rebuild the decider when a video source sets the frame rate.
     section: crate::bundle::DecisionSection,
     embed: Option<EmbedStream>,
@@ -386,8 +384,9 @@ impl StreamProcessor {
         };
         *decim = Decimator::new(cfg, fps);
         let period = decim.period_s();
-        let decision = DecisionConfig::from_section(&self.section, &self.labels, period)?;
-        self.decider = Decider::new(decision, self.labels.clone(), period, 0.0);
+        let labels = self.decider.labels().to_vec();
+        let decision = DecisionConfig::from_section(&self.section, &labels, period)?;
+        self.decider = Decider::new(decision, labels, period, 0.0);
         self.reset();
         Ok(())
     }
