@@ -17,8 +17,10 @@ frame_offset_s = 0.766.
      and per engine: prediction = argmax over the 10 keywords of the keyword's
      max posterior over the clip.
   2. decision settings: sweep on VALIDATION data only (embed/val.npz, training
-     voices, and embed/val_fa.npz, 10 min keyword-free training-voice speech +
-     train music/effects): maximise hits - 4 x false events on val - 20 x events on val_fa.
+     voices, embed/val_fa.npz, 10 min keyword-free training-voice speech +
+     train music/effects, and embed/val_babble.npz, 10 min of non-English syllables of
+     the `val` languages): maximise hits - 4 x false events on val - 20 x events on
+     val_fa + val_babble.
   3. held-out streams (embed/test.npz): found = an event of the right label
      starting in [word start, word end + 1 s]; latency = event start - word end.
   4. false alarms per hour on fa_tts, fa_noise, fa_music, fa_human and together.
@@ -141,13 +143,32 @@ def check_frontend(fe):
     return out
 
 
+VAL_FA_SETS = ("val_fa", "val_babble")
+
+
+def val_fa_posteriors(head):
+    """Posteriors of the keyword-free validation streams (val_fa: training voices'
+    words and sentences; val_babble: non-English syllables of the `val` languages
+    of synth_babble.py, when it exists) and their length in hours."""
+    ps, secs = [], 0.0
+    for name in VAL_FA_SETS:
+        f = os.path.join(EMB_DIR, name + ".npz")
+        if os.path.exists(f):
+            d = np.load(f)
+            ps.append(head(d["x"])[0])
+            secs += float(d["seconds"])
+    return ps, secs / 3600
+
+
+def val_fa_events(ps, cfg):
+    return sum(len(decide(p, **cfg)) for p in ps)
+
+
 def val_sweep(head, va):
-    """Decision sweep on validation data only (training voices): val streams + val_fa."""
+    """Decision sweep on validation data only (training voices): val streams + val_fa + val_babble."""
     va_t = json.load(open(os.path.join(EMB_DIR, "val.json")))
     va_p = [head(x)[0] for x in va["x"]]
-    vf = np.load(os.path.join(EMB_DIR, "val_fa.npz"))
-    vf_p, _ = head(vf["x"])
-    vf_h = float(vf["seconds"]) / 3600
+    vf_p, vf_h = val_fa_posteriors(head)
     sweep = []
     for sm in (0.08, 0.16, 0.24, 0.32):
         for on in (0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.98, 0.99):
@@ -157,7 +178,7 @@ def val_sweep(head, va):
                     for rf in (0.5, 1.0):
                         c = cfg_of(sm, on, off, md, rf)
                         r = score_streams(va_p, va_t, c, KW_MIN_SNR_DB)
-                        nf = len(decide(vf_p, **c))
+                        nf = val_fa_events(vf_p, c)
                         row = dict(smoothing_s=sm, threshold=on, off_threshold=off, min_duration_s=md,
                                    refractory_s=rf, recall=r["recall"], wrong=r["wrong_keyword"],
                                    false=r["false_other"], val_fa_events=nf, val_fa_per_hour=nf / vf_h,
@@ -227,13 +248,12 @@ def main():
     # per-keyword thresholds: coordinate ascent on the same validation score (2 passes)
     va_t = json.load(open(os.path.join(EMB_DIR, "val.json")))
     va_p = [head(x)[0] for x in va["x"]]
-    vf = np.load(os.path.join(EMB_DIR, "val_fa.npz"))
-    vf_p, _ = head(vf["x"])
+    vf_p, _ = val_fa_posteriors(head)
 
     def vscore(th):
         c = dict(cfg, thresholds=th)
         r = score_streams(va_p, va_t, c, KW_MIN_SNR_DB)
-        nf = len(decide(vf_p, **c))
+        nf = val_fa_events(vf_p, c)
         return r["hits"] - 4 * (r["wrong_keyword"] + r["false_other"]) - 20 * nf, r["recall"], nf
 
     th = {k: best["threshold"] for k in KEYWORDS}

@@ -27,6 +27,7 @@ Step labels: embed_common.step_labels.
 Eval sets (HELD-OUT voices unless noted):
   val       150 x 12 s, TRAINING voices, other seed (decision tuning)
   val_fa    10 min keyword-free, TRAINING voices + train music/effects (decision tuning)
+  val_babble 10 min of non-English syllables, `val` languages of synth_babble.py (decision tuning)
   test      150 x 12 s, held-out voices, test music (stream recall, latency)
   iso       every held-out keyword clip alone: 1.2..1.4 s of noise, word, 0.8 s after
   fa_tts    12 min keyword-free held-out speech: words (near misses incl.) and sentences, + noise
@@ -53,9 +54,12 @@ import synth_piper  # noqa: E402
 SEQ_S = 12.0
 SHARDS = 12
 SEQ_PER_SHARD = 200
-P_KW = 0.40
+P_KW = float(os.environ.get("KWS_P_KW", "0.40"))
 P_SENT = 0.10
 P_PIPER = float(os.environ.get("KWS_P_PIPER", "0.35"))
+# share of the non-keyword slots filled with a non-English syllable (synth_babble.py);
+# only when the pool has them (shards 18-23 and val_babble)
+P_BABBLE = float(os.environ.get("KWS_P_BABBLE", "0.6"))
 SEED = 31337
 
 
@@ -66,11 +70,17 @@ def db(x):
 class Pool:
     """Word clips by word (+ sentences) of one split."""
 
-    def __init__(self, split):
+    def __init__(self, split, babble=None):
+        """babble: None, or the clips3 split ("train"/"val", synth_babble.py) whose
+        non-English syllables join the pool as `self.babble`."""
         import soundfile as sf
-        self.words, self.piper, self.sent = {}, {}, []
+        self.words, self.piper, self.sent, self.babble = {}, {}, [], []
         idx1 = json.load(open(os.path.join(WORK, "clips", "index.json")))
         idx2 = json.load(open(os.path.join(WORK, "clips2", "index.json")))
+        if babble:
+            for c in json.load(open(os.path.join(WORK, "clips3", "index.json"))):
+                if c["split"] == babble:
+                    self.babble.append((c["word"], sf.read(os.path.join(WORK, c["path"]), dtype="float64")[0]))
         for c in idx1 + idx2:
             if c["split"] != split:
                 continue
@@ -196,6 +206,9 @@ def make_seq(rng, pool, dur_s, split, p_kw=P_KW, p_sent=P_SENT, allow_kw=True, f
             elif r < p_kw + p_sent and pool.sent:
                 w, kind = "<sentence>", "sentence"
                 x = pool.sent[int(rng.integers(len(pool.sent)))]
+            elif pool.babble and (not pool.words or rng.random() < P_BABBLE):
+                w, x = pool.babble[int(rng.integers(len(pool.babble)))]
+                kind = "word"
             else:
                 lst = pool.near if rng.random() < 0.5 else pool.unk
                 w, kind = lst[int(rng.integers(len(lst)))], "word"
@@ -257,10 +270,13 @@ def build_stream(path, pieces, fe, meta):
 def main_train(k0, stride, first=0, last=SHARDS):
     """Shards first..last-1 (every stride-th from first + k0). The first 12 were
     made with the defaults; shards 12-17 with KWS_SPEED=0.8,1.25 KWS_P_PIPER=0.5
-    (they also write their word lists, train_NNN.json)."""
+    (they also write their word lists, train_NNN.json); shards 18-23 the same
+    plus non-English syllables (synth_babble.py, `train` languages) in
+    KWS_P_BABBLE (0.6) of the non-keyword slots; shards 24-29 the same with
+    KWS_P_BABBLE=0.8; shards 30-35 with KWS_P_KW=0.5 KWS_P_BABBLE=0.6."""
     os.makedirs(EMB_DIR, exist_ok=True)
     fe = FrontEnd(1)
-    pool = Pool("train")
+    pool = Pool("train", babble="train" if first >= 18 else None)
     for s in range(first + k0, last, stride):
         build_seqs(os.path.join(EMB_DIR, f"train_{s:03d}.npz"), SEED + 100 + s, pool, SEQ_PER_SHARD,
                    SEQ_S, "train", fe, truth=s >= SHARDS)
@@ -281,6 +297,20 @@ def main_eval():
             nw += len(w)
         build_stream(p, pieces, fe, {"words": nw})
     del tr
+    p = os.path.join(EMB_DIR, "val_babble.npz")
+    if not os.path.exists(p):
+        # 10 min: non-English syllables of the `val` languages only (never in training),
+        # one after another like a speaker reading letters, over quiet noise
+        vb = Pool("none", babble="val")
+        pieces, nw = [], 0
+        for k in range(50):
+            rng = np.random.default_rng([SEED + 9, k])
+            y, w = make_seq(rng, vb, SEQ_S, "train", allow_kw=False, p_sent=0.0, fx=False,
+                            first_s=(0.05, 0.3), p_empty=0.0)
+            pieces.append(y)
+            nw += len(w)
+        build_stream(p, pieces, fe, {"words": nw})
+        del vb
     ho = Pool("heldout")
     build_seqs(os.path.join(EMB_DIR, "test.npz"), SEED + 2, ho, 150, SEQ_S, "test", fe, truth=True, p_empty=0.0)
     # isolated held-out keywords

@@ -42,7 +42,11 @@ from embed_common import EMB_DIR, MODEL_DIR, HIDDEN, LAYERS, DIM, WORK, step_lab
 ONNX_PATH = os.environ.get("KWS_HEAD", os.path.join(MODEL_DIR, "kws_head.onnx"))
 STREAMS = 64
 P_RESET = 0.15
-MAX_LR = 5e-3
+MAX_LR = float(os.environ.get("KWS_MAX_LR", "5e-3"))
+# KWS_INIT=weights.npz: start from a trained head (its normalisation included) instead of
+# a random one: fine-tuning on added data (shards 18-23, synth_babble.py) without the
+# full 47 min CPU retraining
+INIT = os.environ.get("KWS_INIT")
 SEED = 5
 OPSET = 14
 META = os.environ.get("KWS_META", os.path.join(WORK, "train_embed_meta.json"))
@@ -129,6 +133,10 @@ def stage_train(budget_s, hidden=HIDDEN, layers=LAYERS, out=None, max_epochs=1e9
         return float((pred[m] == Yv[m]).mean()), float((pred[kw] == Yv[kw]).mean())
 
     net = Net().to(dev)
+    if INIT:
+        wz = np.load(INIT)
+        net.load_state_dict({k[2:]: torch.from_numpy(wz[k]) for k in wz.files if k.startswith("w:")})
+        print(f"[train] initialised from {INIT}", flush=True)
     opt = torch.optim.AdamW(net.parameters(), lr=MAX_LR / 25, weight_decay=1e-4)
     lossf = nn.CrossEntropyLoss(weight=torch.tensor(wts, dtype=torch.float32, device=dev), ignore_index=IGNORE_INDEX)
     Xt = torch.from_numpy(X).to(dev)
@@ -213,7 +221,8 @@ def stage_train(budget_s, hidden=HIDDEN, layers=LAYERS, out=None, max_epochs=1e9
             "torch_version": torch.__version__, "threads": torch.get_num_threads(), "hidden": HIDDEN, "layers": LAYERS,
             "val_step_accuracy": acc, "val_keyword_step_accuracy": kwacc, "train_sequences": int(S),
             "train_steps": int(S * T), "train_hours": S * T * 0.08 / 3600, "shards": nsh,
-            "keyword_class_weight": float(wts[2]), "maxpool_loss": maxpool}
+            "keyword_class_weight": float(wts[2]), "maxpool_loss": maxpool, "max_lr": MAX_LR,
+            "init": os.path.basename(INIT) if INIT else None}
     out = out or WEIGHTS
     np.savez(out, meta=json.dumps(meta), **{"w:" + k: v for k, v in sd_.items()})
     print(f"[train] wrote {out}")
