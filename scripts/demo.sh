@@ -14,6 +14,8 @@ S=./target/release/seqrec
 mkdir -p target/demo
 echo "== keywords: seqrec batch fixtures/clips/kws --bundle models/kws"
 $S batch fixtures/clips/kws --bundle models/kws --stats
+echo "(the words spoken in each clip: fixtures/clips/kws/expected.json; the model misses and confuses"
+echo " some of them at its strict default thresholds — see models/kws/README.md)"
 echo
 echo "== speech segments: seqrec batch fixtures/clips/vad/speech_pauses.wav --bundle models/vad"
 $S batch fixtures/clips/vad/speech_pauses.wav --bundle models/vad
