@@ -282,35 +282,31 @@ def main_train(k0, stride, first=0, last=SHARDS):
                    SEQ_S, "train", fe, truth=s >= SHARDS)
 
 
+def keyword_free_stream(name, seed, pool, count, split, fe, **kw):
+    """`count` keyword-free 12 s sequences (no room effects, first word early)
+    as one continuous stream -> embed/<name>.npz (kept when it exists)."""
+    p = os.path.join(EMB_DIR, name + ".npz")
+    if os.path.exists(p):
+        return
+    pieces, nw = [], 0
+    for k in range(count):
+        rng = np.random.default_rng([seed, k])
+        y, w = make_seq(rng, pool, SEQ_S, split, allow_kw=False, fx=False, first_s=(0.05, 0.3), **kw)
+        pieces.append(y)
+        nw += len(w)
+    build_stream(p, pieces, fe, {"words": nw})
+
+
 def main_eval():
     os.makedirs(EMB_DIR, exist_ok=True)
     fe = FrontEnd(1)
     tr = Pool("train")
     build_seqs(os.path.join(EMB_DIR, "val.npz"), SEED + 1, tr, 150, SEQ_S, "train", fe, truth=True)
-    p = os.path.join(EMB_DIR, "val_fa.npz")
-    if not os.path.exists(p):
-        pieces, nw = [], 0
-        for k in range(50):
-            rng = np.random.default_rng([SEED + 4, k])
-            y, w = make_seq(rng, tr, SEQ_S, "train", allow_kw=False, fx=False, first_s=(0.05, 0.3), p_empty=0.1)
-            pieces.append(y)
-            nw += len(w)
-        build_stream(p, pieces, fe, {"words": nw})
+    keyword_free_stream("val_fa", SEED + 4, tr, 50, "train", fe, p_empty=0.1)
     del tr
-    p = os.path.join(EMB_DIR, "val_babble.npz")
-    if not os.path.exists(p):
-        # 10 min: non-English syllables of the `val` languages only (never in training),
-        # one after another like a speaker reading letters, over quiet noise
-        vb = Pool("none", babble="val")
-        pieces, nw = [], 0
-        for k in range(50):
-            rng = np.random.default_rng([SEED + 9, k])
-            y, w = make_seq(rng, vb, SEQ_S, "train", allow_kw=False, p_sent=0.0, fx=False,
-                            first_s=(0.05, 0.3), p_empty=0.0)
-            pieces.append(y)
-            nw += len(w)
-        build_stream(p, pieces, fe, {"words": nw})
-        del vb
+    # 10 min: non-English syllables of the `val` languages only (never in training),
+    # one after another like a speaker reading letters, over quiet noise
+    keyword_free_stream("val_babble", SEED + 9, Pool("none", babble="val"), 50, "train", fe, p_sent=0.0, p_empty=0.0)
     ho = Pool("heldout")
     build_seqs(os.path.join(EMB_DIR, "test.npz"), SEED + 2, ho, 150, SEQ_S, "test", fe, truth=True, p_empty=0.0)
     # isolated held-out keywords
@@ -343,16 +339,7 @@ def main_eval():
         json.dump(truth, open(p.replace(".npz", ".json"), "w"))
         print(f"[embed] iso.npz: {len(es)} held-out keyword clips", flush=True)
     # false-alarm sets
-    p = os.path.join(EMB_DIR, "fa_tts.npz")
-    if not os.path.exists(p):
-        pieces, nw = [], 0
-        for k in range(60):
-            rng = np.random.default_rng([SEED + 3, k])
-            y, w = make_seq(rng, ho, SEQ_S, "test", allow_kw=False, p_sent=0.25, fx=False,
-                            first_s=(0.05, 0.3), p_empty=0.0)
-            pieces.append(y)
-            nw += len(w)
-        build_stream(p, pieces, fe, {"words": nw})
+    keyword_free_stream("fa_tts", SEED + 3, ho, 60, "test", fe, p_sent=0.25, p_empty=0.0)
     p = os.path.join(EMB_DIR, "fa_noise.npz")
     if not os.path.exists(p):
         rng = np.random.default_rng(SEED + 5)
