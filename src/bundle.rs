@@ -505,6 +505,14 @@ thresholds = { a = 0.7 }
         }
     }
 
+    /// Each (from, to, key): `base` with `from` replaced by `to` is refused,
+    /// naming `key`.
+    fn assert_keys(base: &str, cases: &[(&str, &str, &str)]) {
+        for (from, to, key) in cases {
+            assert_eq!(key_of(&base.replace(from, to)), *key, "{from} -> {to}");
+        }
+    }
+
     #[test]
     fn good_manifest() {
         let b = parse(GOOD).unwrap();
@@ -519,21 +527,22 @@ thresholds = { a = 0.7 }
 
     #[test]
     fn errors_name_the_key() {
-        for (from, to, key) in [
-            ("n_fft = 512", "n_ff = 512", "features.n_ff"),
-            ("n_mels = 40", "n_mels = \"x\"", "features.n_mels"),
-            (
-                "win_length = 400",
-                "win_length = 4000",
-                "features.win_length",
-            ),
-            ("m.onnx", "missing.onnx", "sequence.onnx"),
-            ("threshold = 0.6", "threshold = 1.6", "decision.threshold"),
-            ("{ a = 0.7 }", "{ c = 0.7 }", "decision.thresholds.c"),
-            ("kind = \"audio\"", "kind = \"smell\"", "kind"),
-        ] {
-            assert_eq!(key_of(&GOOD.replace(from, to)), key, "{from} -> {to}");
-        }
+        assert_keys(
+            GOOD,
+            &[
+                ("n_fft = 512", "n_ff = 512", "features.n_ff"),
+                ("n_mels = 40", "n_mels = \"x\"", "features.n_mels"),
+                (
+                    "win_length = 400",
+                    "win_length = 4000",
+                    "features.win_length",
+                ),
+                ("m.onnx", "missing.onnx", "sequence.onnx"),
+                ("threshold = 0.6", "threshold = 1.6", "decision.threshold"),
+                ("{ a = 0.7 }", "{ c = 0.7 }", "decision.thresholds.c"),
+                ("kind = \"audio\"", "kind = \"smell\"", "kind"),
+            ],
+        );
         assert_eq!(key_of("name = "), "(syntax)");
     }
 
@@ -561,20 +570,21 @@ onnx = "m.onnx"
         let e = b.embedder.as_ref().unwrap();
         assert_eq!((e.window, e.step, e.batch), (1, 1, 4));
         assert!(e.onnx.is_absolute() || e.onnx.starts_with(&b.dir));
-        for (from, to, key) in [
-            ("width = 224", "width = 0", "video.width"),
-            ("fps = 15.0", "fps = \"fast\"", "video.fps"),
-            ("fps = 15.0", "fsp = 15.0", "video.fsp"),
-            ("batch = 4", "batch = 0", "embedder.batch"),
-            ("batch = 4", "window = 5000", "embedder.window"),
-            (
-                "[embedder]\nonnx = \"m.onnx\"",
-                "[embedder]\nonnx = \"x.onnx\"",
-                "embedder.onnx",
-            ),
-        ] {
-            assert_eq!(key_of(&VIDEO.replace(from, to)), key, "{from} -> {to}");
-        }
+        assert_keys(
+            VIDEO,
+            &[
+                ("width = 224", "width = 0", "video.width"),
+                ("fps = 15.0", "fps = \"fast\"", "video.fps"),
+                ("fps = 15.0", "fsp = 15.0", "video.fsp"),
+                ("batch = 4", "batch = 0", "embedder.batch"),
+                ("batch = 4", "window = 5000", "embedder.window"),
+                (
+                    "[embedder]\nonnx = \"m.onnx\"",
+                    "[embedder]\nonnx = \"x.onnx\"",
+                    "embedder.onnx",
+                ),
+            ],
+        );
         // A video bundle needs [video] and [embedder].
         let no_video = VIDEO.replace("[video]", "[unused]");
         assert!(matches!(parse(&no_video), Err(Error::Bundle { .. })));

@@ -164,19 +164,14 @@ fn bad_settings_name_the_key() {
 fn speech_embeddings_match_python_onnxruntime() {
     let out = tempfile::tempdir().unwrap();
     let npy = out.path().join("e.npy");
-    let st = std::process::Command::new(env!("CARGO_BIN_EXE_seqrec"))
-        .args(["embed", "fixtures/clips/speech_16k.wav", "--bundle"])
-        .arg(model_dir())
-        .arg("--out")
-        .arg(&npy)
-        .current_dir(root())
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
+    common::seqrec_ok([
+        "embed",
+        "fixtures/clips/speech_16k.wav",
+        "--bundle",
+        model_dir().to_str().unwrap(),
+        "--out",
+        npy.to_str().unwrap(),
+    ]);
     let got = seqrec::npy::read_f32(&npy).unwrap();
     let want = seqrec::npy::read_f32(root().join("fixtures/features/speech.embed.npy")).unwrap();
     // The reference streams whole 1280-sample pushes as openWakeWord does,

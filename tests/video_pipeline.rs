@@ -35,17 +35,14 @@ fn cnn_features_match_python_onnxruntime() {
     let dir = tempfile::tempdir().unwrap();
     for clip in CLIPS {
         let out = dir.path().join(format!("{clip}.npy"));
-        let st = seqrec()
-            .args(["embed", &format!("fixtures/clips/action/{clip}.mp4")])
-            .args(["--bundle", "models/action", "--out"])
-            .arg(&out)
-            .output()
-            .unwrap();
-        assert!(
-            st.status.success(),
-            "{}",
-            String::from_utf8_lossy(&st.stderr)
-        );
+        common::seqrec_ok([
+            "embed",
+            &format!("fixtures/clips/action/{clip}.mp4"),
+            "--bundle",
+            "models/action",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
         let got = seqrec::npy::read_f32(&out).unwrap();
         let want = seqrec::npy::read_f32(
             root().join(format!("fixtures/clips/action/{clip}.features3.npy")),

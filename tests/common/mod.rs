@@ -8,9 +8,9 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Runs `seqrec ARGS...` from the repository root, asserts it succeeded,
-/// and returns its standard output as JSON Lines.
-pub fn seqrec_jsonl<I, S>(args: I) -> Vec<serde_json::Value>
+/// Runs `seqrec ARGS...` from the repository root, asserts it succeeded
+/// (showing its standard error if not), and returns its output.
+pub fn seqrec_ok<I, S>(args: I) -> std::process::Output
 where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
@@ -25,6 +25,17 @@ where
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    out
+}
+
+/// Runs `seqrec ARGS...` as [`seqrec_ok`] and returns its standard output as
+/// JSON Lines.
+pub fn seqrec_jsonl<I, S>(args: I) -> Vec<serde_json::Value>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let out = seqrec_ok(args);
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
