@@ -74,6 +74,15 @@ fn configs() -> Vec<FeatureConfig> {
             offset: 2.0,
             ..speech.clone()
         },
+        // musicnn's log10(1 + 10000 mel), centred.
+        FeatureConfig {
+            kind: FeatureKind::Log10p,
+            n_mels: 96,
+            fmin: 0.0,
+            fmax: Some(8000.0),
+            center: true,
+            ..speech.clone()
+        },
         // `top_db` over the whole stream (nothing out before `finish`), centred.
         FeatureConfig {
             kind: FeatureKind::Db,

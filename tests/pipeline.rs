@@ -10,9 +10,8 @@ use seqrec::bundle::{Backend, Bundle};
 use seqrec::pipeline::{Output, Recognizer, process_source};
 use seqrec::source::{AudioFile, read_all};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod common;
+use common::{root, seqrec_jsonl, seqrec_ok};
 
 fn clip(name: &str) -> PathBuf {
     root().join("fixtures/clips/tone").join(name)
@@ -297,4 +296,94 @@ fn synthetic_source_through_the_pipeline() {
         (ev[0].start_s - 0.5).abs() <= 0.06 && (ev[0].end_s - 0.9).abs() <= 0.06,
         "{ev:?}"
     );
+}
+
+/// `--emit summary`: one record per file, the best non-ignored label by mean
+/// posterior, checked against the means of the same run's `--emit posteriors`.
+#[test]
+fn batch_cli_summary_is_the_mean_of_the_posteriors() {
+    let bundle = root().join("fixtures/bundles/tone");
+    let clips = root().join("fixtures/clips/tone");
+    let args = |emit: &str| {
+        vec![
+            "batch".to_string(),
+            clips.to_string_lossy().into_owned(),
+            "--bundle".into(),
+            bundle.to_string_lossy().into_owned(),
+            "--emit".into(),
+            emit.into(),
+        ]
+    };
+    let summary = seqrec_jsonl(args("summary"));
+    let posts = seqrec_jsonl(args("posteriors"));
+    let labels = ["_silence_", "beep", "whistle"];
+    let files: Vec<&str> = summary
+        .iter()
+        .map(|l| l["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(files.len(), 4, "{files:?}");
+    for s in &summary {
+        let file = s["file"].as_str().unwrap();
+        let rows: Vec<Vec<f64>> = posts
+            .iter()
+            .filter(|p| p["file"] == file)
+            .map(|p| {
+                p["scores"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_f64().unwrap())
+                    .collect()
+            })
+            .collect();
+        assert!(!rows.is_empty());
+        let keys: Vec<&str> = s["scores"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        let mut sorted_labels = labels.to_vec();
+        sorted_labels.sort();
+        assert_eq!(keys, sorted_labels);
+        let mut best = (None, f64::NEG_INFINITY);
+        for (j, l) in labels.iter().enumerate() {
+            let mean = rows.iter().map(|r| r[j]).sum::<f64>() / rows.len() as f64;
+            let got = s["scores"][l].as_f64().unwrap();
+            assert!((got - mean).abs() < 1e-5, "{file} {l}: {got} vs {mean}");
+            // `_silence_` is in the tone bundle's decision.ignore.
+            if j > 0 && mean > best.1 {
+                best = (Some(*l), mean);
+            }
+        }
+        assert_eq!(s["label"].as_str(), best.0, "{file}");
+        assert!((s["score"].as_f64().unwrap() - best.1).abs() < 1e-5);
+    }
+}
+
+#[test]
+fn batch_cli_summary_csv_has_a_row_per_file() {
+    let o = seqrec_ok([
+        "batch".to_string(),
+        root()
+            .join("fixtures/clips/tone")
+            .to_string_lossy()
+            .into_owned(),
+        "--bundle".into(),
+        root()
+            .join("fixtures/bundles/tone")
+            .to_string_lossy()
+            .into_owned(),
+        "--emit".into(),
+        "summary".into(),
+        "--format".into(),
+        "csv".into(),
+    ]);
+    let text = String::from_utf8(o.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "file,label,score,_silence_,beep,whistle,error");
+    assert_eq!(lines.len(), 5, "{text}");
+    for l in &lines[1..] {
+        assert_eq!(l.split(',').count(), 7, "{l}");
+    }
 }

@@ -28,7 +28,8 @@ pub struct Args {
     /// Output syntax.
     #[arg(long, value_enum, default_value = "jsonl")]
     format: Format,
-    /// Write label events, or per-frame posteriors with timestamps.
+    /// Write label events, per-frame posteriors with timestamps, or one summary per file
+    /// (the label with the highest mean posterior, and every label's mean).
     #[arg(long, value_enum, default_value = "events")]
     emit: Emit,
     /// Inputs processed at once, and cores used in all: with fewer inputs than jobs, each
@@ -148,7 +149,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let opts = BatchOptions {
         jobs,
         keep_features: a.plot.is_some(),
-        keep_posteriors: a.plot.is_some() || a.emit == Emit::Posteriors,
+        keep_posteriors: a.plot.is_some() || a.emit != Emit::Events,
         folder_fps: Some(a.fps),
         cores: jobs,
     };
@@ -176,6 +177,9 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                         r.time_offset_s,
                         r.frame_period_s,
                     ),
+                    Emit::Summary => {
+                        writer.summary(&name, &r.output.posteriors, &rec.decision().ignore)
+                    }
                 }
             }
             Err(e) => {

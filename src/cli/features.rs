@@ -55,7 +55,7 @@ pub struct Args {
     /// Pad n_fft/2 zeros on both sides (librosa center=True).
     #[arg(long)]
     center: bool,
-    /// mel, logmel, mfcc, db or raw [default: logmel].
+    /// mel, logmel, mfcc, db, log10p or raw [default: logmel].
     #[arg(long)]
     kind: Option<FeatureKind>,
     /// Multiply the samples by this first (32768 = int16 scale) [default: 1].
@@ -79,6 +79,9 @@ pub struct Args {
     /// Then add this [default: 0].
     #[arg(long)]
     offset: Option<f64>,
+    /// log10p: the factor in log10(1 + log_gain * mel) [default: 10000].
+    #[arg(long)]
+    log_gain: Option<f64>,
     /// Number of MFCCs [default: 13].
     #[arg(long)]
     n_mfcc: Option<usize>,
@@ -105,7 +108,8 @@ impl Args {
             amin,
             top_db_group,
             scale,
-            offset
+            offset,
+            log_gain
         );
         if self.top_db.is_some() {
             c.top_db = self.top_db;

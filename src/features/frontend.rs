@@ -34,6 +34,8 @@ struct Plan {
     /// `amin` as used by `mfcc` (f64) and `db` (f32, like ONNX front ends).
     amin: f64,
     amin32: f32,
+    /// `log_gain`, for `log10p`.
+    log_gain: f64,
     mel: Vec<SparseRow>,
     /// `[n_mfcc][n_mels]`, only for MFCC output.
     dct: Vec<f64>,
@@ -143,6 +145,7 @@ impl FrontEnd {
             gain: cfg.gain as f32,
             amin: cfg.amin,
             amin32: cfg.amin as f32,
+            log_gain: cfg.log_gain,
             mel,
             dct,
             isa: Isa::detect(),
@@ -490,6 +493,12 @@ impl Plan {
                     *o = simd::ln(p) * 10.0 / std::f32::consts::LN_10;
                 }
             }
+            FeatureKind::Log10p => {
+                // In f64 (like librosa on float64 mels), one rounding to f32.
+                for (o, &m) in out.iter_mut().zip(mel.iter()) {
+                    *o = ((m * plan.log_gain).ln_1p() / std::f64::consts::LN_10) as f32;
+                }
+            }
             FeatureKind::Mfcc => {
                 for m in mel.iter_mut() {
                     *m = DB_PER_NEPER * simd::ln(m.max(plan.amin) as f32) as f64;
@@ -507,6 +516,36 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log10p_is_log10_of_one_plus_gain_times_mel() {
+        let mel_cfg = FeatureConfig {
+            kind: FeatureKind::Mel,
+            ..FeatureConfig::speech_16k()
+        };
+        let cfg = FeatureConfig {
+            kind: FeatureKind::Log10p,
+            ..FeatureConfig::speech_16k()
+        };
+        let x = signal(4000);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        FrontEnd::new(&mel_cfg).unwrap().push(&x, &mut a);
+        FrontEnd::new(&cfg).unwrap().push(&x, &mut b);
+        assert_eq!(a.len(), b.len());
+        for (m, v) in a.iter().zip(&b) {
+            let want = (1.0 + 10000.0 * *m as f64).log10();
+            assert!(
+                (*v as f64 - want).abs() <= 1e-6 * want.max(1.0),
+                "{v} vs {want}"
+            );
+        }
+        // `log_gain` is refused where it means nothing.
+        let bad = FeatureConfig {
+            log_gain: 10.0,
+            ..mel_cfg
+        };
+        assert!(bad.validate().unwrap_err().to_string().contains("log_gain"));
+    }
 
     fn cfg(center: bool, hop: usize) -> FeatureConfig {
         FeatureConfig {

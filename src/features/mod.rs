@@ -15,7 +15,9 @@
 //!   first `n_mfcc` coefficients;
 //! * `db` = `10 * log10(max(mel, amin))` (librosa `power_to_db` with `ref=1`),
 //!   optionally clamped from below at `top_db` under the loudest value of a
-//!   group of frames (see [`FeatureConfig::top_db`]).
+//!   group of frames (see [`FeatureConfig::top_db`]);
+//! * `log10p` = `log10(1 + log_gain * mel)`, musicnn's compression
+//!   (`log_gain` = 10000), computed in f64 and rounded once to f32.
 //!
 //! Two settings outside librosa frame this: `gain` multiplies the samples
 //! first (e.g. 32768 to analyse int16-scaled audio) and every output value
@@ -54,6 +56,9 @@ pub enum FeatureKind {
     /// The samples themselves, `n_fft` per frame, no window or transform:
     /// for models that take raw audio windows (e.g. Silero VAD).
     Raw,
+    /// `log10(1 + log_gain * mel)` (`n_mels` values): musicnn's input
+    /// compression, which stays finite and near 0 on silence.
+    Log10p,
 }
 
 impl std::str::FromStr for FeatureKind {
@@ -65,9 +70,10 @@ impl std::str::FromStr for FeatureKind {
             "mfcc" => Ok(FeatureKind::Mfcc),
             "raw" => Ok(FeatureKind::Raw),
             "db" => Ok(FeatureKind::Db),
+            "log10p" => Ok(FeatureKind::Log10p),
             _ => Err(Error::config(
                 "kind",
-                format!("`{s}` is not one of mel, logmel, mfcc, db, raw"),
+                format!("`{s}` is not one of mel, logmel, mfcc, db, log10p, raw"),
             )),
         }
     }
@@ -146,6 +152,14 @@ pub struct FeatureConfig {
     /// See `scale`. Default 0.
     #[serde(default)]
     pub offset: f64,
+    /// `log10p` only: the factor inside `log10(1 + log_gain * mel)`.
+    /// Default 10000 (musicnn).
+    #[serde(default = "default_log_gain")]
+    pub log_gain: f64,
+}
+
+fn default_log_gain() -> f64 {
+    10000.0
 }
 
 fn one() -> f64 {
@@ -188,6 +202,7 @@ impl FeatureConfig {
             top_db_first: None,
             scale: 1.0,
             offset: 0.0,
+            log_gain: default_log_gain(),
         }
     }
 
@@ -219,7 +234,9 @@ impl FeatureConfig {
     /// Number of values per output frame.
     pub fn n_bins(&self) -> usize {
         match self.kind {
-            FeatureKind::Mel | FeatureKind::Logmel | FeatureKind::Db => self.n_mels,
+            FeatureKind::Mel | FeatureKind::Logmel | FeatureKind::Db | FeatureKind::Log10p => {
+                self.n_mels
+            }
             FeatureKind::Mfcc => self.n_mfcc,
             FeatureKind::Raw => self.n_fft,
         }
@@ -307,6 +324,18 @@ impl FeatureConfig {
         }
         finite("scale", self.scale)?;
         finite("offset", self.offset)?;
+        if !(self.log_gain.is_finite() && self.log_gain > 0.0) {
+            return Err(Error::config(
+                "log_gain",
+                format!("{} must be a finite number > 0", self.log_gain),
+            ));
+        }
+        if self.log_gain != default_log_gain() && self.kind != FeatureKind::Log10p {
+            return Err(Error::config(
+                "log_gain",
+                "only applies to kind = \"log10p\"",
+            ));
+        }
         if let Some(t) = self.top_db {
             if self.kind != FeatureKind::Db {
                 return Err(Error::config("top_db", "only applies to kind = \"db\""));

@@ -5,10 +5,15 @@
 //! * event: `{"file": str, "label": str, "start_s": f64, "end_s": f64, "score": f32}`
 //! * posterior: `{"file": str, "t_s": f64, "scores": [f32, ...]}`, scores in the
 //!   bundle's label order;
+//! * summary (one per file): `{"file": str, "label": str, "score": f32,
+//!   "scores": {"<label>": f32, ...}}`: `scores` the mean posterior of each
+//!   label over the file's steps, `label` the one with the highest mean among
+//!   the labels the decision does not ignore, `score` its mean (a file with
+//!   no steps has `label: null`, `score: null`);
 //! * error: `{"file": str, "error": str}`.
 //!
 //! CSV has one header line; events: `file,label,start_s,end_s,score,error`;
-//! posteriors: `file,t_s,<label>...,error`. An error row fills `file` and
+//! posteriors: `file,t_s,<label>...,error`; summary: `file,label,score,<label>...,error`. An error row fills `file` and
 //! `error` and leaves the rest empty. Times are rounded to 0.1 ms.
 
 use std::io::{self, Write};
@@ -33,6 +38,43 @@ pub enum Emit {
     Events,
     /// Per-frame scores with timestamps.
     Posteriors,
+    /// One record per file: the label with the highest mean posterior.
+    Summary,
+}
+
+/// Mean posterior per label over `posteriors` (`[steps * n]`), in f64.
+pub fn mean_posteriors(posteriors: &[f32], n: usize) -> Vec<f64> {
+    let mut sum = vec![0f64; n];
+    let mut steps = 0usize;
+    for row in posteriors.chunks_exact(n.max(1)) {
+        for (s, &p) in sum.iter_mut().zip(row) {
+            *s += p as f64;
+        }
+        steps += 1;
+    }
+    if steps > 0 {
+        for s in &mut sum {
+            *s /= steps as f64;
+        }
+    }
+    sum
+}
+
+/// The summary of a file: the best label (not in `ignore`) by mean
+/// posterior, its mean, and all means; `None` for a file with no steps or
+/// with every label ignored.
+pub fn summarize(posteriors: &[f32], n: usize, ignore: &[bool]) -> (Option<usize>, Vec<f64>) {
+    let means = mean_posteriors(posteriors, n);
+    if posteriors.len() < n || n == 0 {
+        return (None, means);
+    }
+    let best = (0..n)
+        .filter(|&j| !ignore.get(j).copied().unwrap_or(false))
+        .fold(None, |b: Option<usize>, j| match b {
+            Some(k) if means[k] >= means[j] => Some(k),
+            _ => Some(j),
+        });
+    (best, means)
 }
 
 #[derive(Serialize)]
@@ -49,6 +91,28 @@ struct PosteriorLine<'a> {
     file: &'a str,
     t_s: f64,
     scores: &'a [f32],
+}
+
+#[derive(Serialize)]
+struct SummaryLine<'a> {
+    file: &'a str,
+    label: Option<&'a str>,
+    score: Option<f32>,
+    scores: LabelMeans<'a>,
+}
+
+/// `{"<label>": mean, ...}` in the bundle's label order.
+struct LabelMeans<'a>(&'a [String], &'a [f64]);
+
+impl Serialize for LabelMeans<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (l, &v) in self.0.iter().zip(self.1) {
+            m.serialize_entry(l, &(v as f32))?;
+        }
+        m.end()
+    }
 }
 
 #[derive(Serialize)]
@@ -96,9 +160,14 @@ impl<W: Write> RecordWriter<W> {
             self.header_done = true;
             match self.emit {
                 Emit::Events => writeln!(self.w, "file,label,start_s,end_s,score,error")?,
-                Emit::Posteriors => {
+                Emit::Posteriors | Emit::Summary => {
                     let labels: Vec<String> = self.labels.iter().map(|l| csv_field(l)).collect();
-                    writeln!(self.w, "file,t_s,{},error", labels.join(","))?
+                    let lead = if self.emit == Emit::Summary {
+                        "file,label,score"
+                    } else {
+                        "file,t_s"
+                    };
+                    writeln!(self.w, "{lead},{},error", labels.join(","))?
                 }
             }
         }
@@ -172,6 +241,44 @@ impl<W: Write> RecordWriter<W> {
         Ok(())
     }
 
+    /// The summary record of one file (see the module docs); `ignore` is
+    /// the decision's per-label ignore mask.
+    ///
+    /// # Errors
+    /// Write errors.
+    pub fn summary(&mut self, file: &str, posteriors: &[f32], ignore: &[bool]) -> io::Result<()> {
+        self.header()?;
+        let n = self.labels.len();
+        let (best, means) = summarize(posteriors, n, ignore);
+        let label = best.map(|j| self.labels[j].as_str());
+        let score = best.map(|j| means[j] as f32);
+        match self.format {
+            Format::Jsonl => {
+                let line = SummaryLine {
+                    file,
+                    label,
+                    score,
+                    scores: LabelMeans(&self.labels, &means),
+                };
+                serde_json::to_writer(&mut self.w, &line)?;
+                writeln!(self.w)
+            }
+            Format::Csv => {
+                write!(
+                    self.w,
+                    "{},{},{}",
+                    csv_field(file),
+                    label.map(csv_field).unwrap_or_default(),
+                    score.map(|s| s.to_string()).unwrap_or_default()
+                )?;
+                for m in &means {
+                    write!(self.w, ",{}", *m as f32)?;
+                }
+                writeln!(self.w, ",")
+            }
+        }
+    }
+
     /// An error record for a file that could not be processed.
     ///
     /// # Errors
@@ -187,6 +294,7 @@ impl<W: Write> RecordWriter<W> {
                 let empty = match self.emit {
                     Emit::Events => 3,
                     Emit::Posteriors => self.labels.len(),
+                    Emit::Summary => self.labels.len() + 1,
                 };
                 writeln!(
                     self.w,
