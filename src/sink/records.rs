@@ -43,7 +43,7 @@ pub enum Emit {
 }
 
 /// Mean posterior per label over `posteriors` (`[steps * n]`), in f64.
-pub fn mean_posteriors(posteriors: &[f32], n: usize) -> Vec<f64> {
+fn mean_posteriors(posteriors: &[f32], n: usize) -> Vec<f64> {
     let mut sum = vec![0f64; n];
     let mut steps = 0usize;
     for row in posteriors.chunks_exact(n.max(1)) {
