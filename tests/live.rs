@@ -205,6 +205,37 @@ fn live_kws_recognizes_keywords_played_into_the_virtual_microphone() {
     }
 }
 
+/// Music genre (`models/genre`: musicnn every second -> GRU head) on a 12 s
+/// Monteverdi madrigal (a source the head never trained on) played into the
+/// virtual microphone: the live stream must hear classical music, as the
+/// batch run of the same clip does (`tests/genre.rs`). Also writes the live
+/// plot (`--plot`).
+#[test]
+fn live_genre_hears_classical_music_through_the_virtual_microphone() {
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("live.png");
+    let Some((events, rest)) = play_into_live(
+        "models/genre",
+        "fixtures/genre/monteverdi_16k.wav",
+        &["--duration", "15", "--plot", png.to_str().unwrap()],
+    ) else {
+        return;
+    };
+    assert!(!events.is_empty(), "no genre event: {rest}");
+    let longest = events
+        .iter()
+        .max_by(|a, b| {
+            let d = |e: &serde_json::Value| {
+                e["end_s"].as_f64().unwrap() - e["start_s"].as_f64().unwrap()
+            };
+            d(a).total_cmp(&d(b))
+        })
+        .unwrap();
+    assert_eq!(longest["label"], "classical", "{events:?}");
+    let meta = std::fs::metadata(&png).expect("the --plot PNG");
+    assert!(meta.len() > 1000, "{rest}");
+}
+
 /// Device loss: the sound server dies under a running `seqrec live`. It must
 /// stop with a clear error instead of hanging. (Restarts the virtual
 /// microphone afterwards for the test binaries that follow.)

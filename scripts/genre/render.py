@@ -16,7 +16,8 @@ Sources and the hold-out BY SOURCE (whole style files / composers / packages):
   warzone2100-music -> electronic train; nexuiz-music -> electronic, split by file into val/test.
   fretsonfire-songs-muldjord (metal; backing + guitar stems mixed) -> rock, split by song: 2 train, 2 test.
 Augmentation (train only): tempo, key transposition, groove variant, GM program swaps (mido),
-gain, one-pole EQ tilt, white noise at 10-40 dB SNR.
+gain, one-pole EQ tilt, white noise at 10-40 dB SNR, a synthetic room (30 %), a lossy codec round
+trip (MP3 64/128k, Vorbis 64k, Opus 48k; 30 %).
 """
 import glob
 import io
@@ -24,6 +25,7 @@ import json
 import os
 import random
 import re
+import signal
 import subprocess
 import sys
 import zipfile
@@ -73,7 +75,7 @@ PROG = {
     "electronic": [[(9, "m"), (5, ""), (0, ""), (7, "")], [(0, "m"), (8, ""), (3, ""), (10, "")]],
 }
 NOTES = ["C", "Db", "D", "Eb", "E", "F", "Gb", "G", "Ab", "A", "Bb", "B"]
-N_PER = {"train": 8, "val": 3, "test": 3}
+N_PER = {"train": 16, "val": 3, "test": 3}
 
 
 def grooves(style):
@@ -100,7 +102,31 @@ def augment(y, rng):
         snr = rng.uniform(10, 40)
         p = np.mean(y ** 2) + 1e-12
         y = y + np.random.default_rng(rng.randrange(2 ** 31)).normal(0, np.sqrt(p / 10 ** (snr / 10)), len(y))
+    if rng.random() < 0.3:  # a room: exponentially decaying noise, RT60 0.3-1.5 s, 10-40 % wet
+        from scipy.signal import fftconvolve
+        rt = rng.uniform(0.3, 1.5)
+        t = np.arange(int(rt * SR)) / SR
+        ir = np.random.default_rng(rng.randrange(2 ** 31)).normal(0, 1, len(t)) * np.exp(-6.9 * t / rt)
+        wet = fftconvolve(y, ir / np.sqrt(np.sum(ir ** 2)))[: len(y)]
+        y = y + rng.uniform(0.1, 0.4) * wet
+    y = y / max(1.0, np.abs(y).max())
+    if rng.random() < 0.3:  # a lossy codec round trip
+        y = lossy(y, rng.choice(["libmp3lame:64k", "libmp3lame:128k", "libvorbis:64k", "libopus:48k"]))
     return (y / max(1.0, np.abs(y).max())).astype(np.float32)
+
+
+def lossy(y, codec):
+    enc, rate = codec.split(":")
+    fmt = {"libmp3lame": "mp3", "libvorbis": "ogg", "libopus": "ogg"}[enc]
+    pcm = (np.clip(y, -1, 1) * 32767).astype("<i2").tobytes()
+    coded = subprocess.run(["ffmpeg", "-v", "quiet", "-f", "s16le", "-ar", str(SR), "-ac", "1", "-i", "pipe:0",
+                            "-c:a", enc, "-b:a", rate, "-f", fmt, "pipe:1"], input=pcm, capture_output=True,
+                           timeout=120).stdout
+    out = decode(coded)
+    if len(out) < len(y) // 2:
+        return y
+    out = np.pad(out, (0, max(0, len(y) - len(out))))[: len(y)]
+    return out.astype(np.float64)
 
 
 def load_render(wav):
@@ -149,49 +175,25 @@ def swap_programs(mid_in, mid_out, rng, label):
     m.save(mid_out)
 
 
-def truncate_midi(path, seconds):
-    """Keep the first `seconds` of a MIDI file: fluidsynth renders whole pieces otherwise."""
-    import mido
-    m = mido.MidiFile(path)
-    out = mido.MidiFile(type=1, ticks_per_beat=m.ticks_per_beat)
-    tempo_map = []  # (tick, tempo) from all tracks
-    for tr in m.tracks:
-        t = 0
-        for msg in tr:
-            t += msg.time
-            if msg.type == "set_tempo":
-                tempo_map.append((t, msg.tempo))
-    tempo_map.sort()
-
-    def seconds_at(tick):
-        s, last_t, tempo = 0.0, 0, 500000
-        for tt, te in tempo_map:
-            if tt >= tick:
-                break
-            s += mido.tick2second(tt - last_t, m.ticks_per_beat, tempo)
-            last_t, tempo = tt, te
-        return s + mido.tick2second(tick - last_t, m.ticks_per_beat, tempo)
-
-    for tr in m.tracks:
-        nt = mido.MidiTrack()
-        t, pend = 0, 0
-        for msg in tr:
-            t += msg.time
-            pend += msg.time
-            if seconds_at(t) > seconds:
-                break  # the rest, meta events included (a late end_of_track means minutes of silence)
-            if msg.type != "end_of_track":
-                nt.append(msg.copy(time=pend))
-                pend = 0
-        nt.append(mido.MetaMessage("end_of_track", time=0))
-        out.tracks.append(nt)
-    out.save(path)
-
-
-def synth(mid, wav):
-    subprocess.run(["timeout", "120", "fluidsynth", "-ni", "-F", wav, "-r", str(SR), "-g", "0.6", SF2, mid],
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-    return os.path.exists(wav) and os.path.getsize(wav) > 1000
+def synth(mid, wav, seconds=CLIP_S + 6):
+    """Render `mid` with FluidR3_GM, at most `seconds`: fluidsynth's fast render never ends on some
+    music21 MIDI files (seen: 365 MB in 15 s), so read raw s16 stereo from its stdout and stop it."""
+    need = int(seconds * SR) * 4
+    p = subprocess.Popen(["timeout", "120", "fluidsynth", "-q", "-ni", "-T", "raw", "-O", "s16", "-F", "-", "-r", str(SR),
+                          "-g", "0.6", SF2, mid], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    buf = bytearray()
+    while len(buf) < need:
+        chunk = p.stdout.read(min(1 << 16, need - len(buf)))
+        if not chunk:
+            break
+        buf += chunk
+    p.kill()
+    p.wait()
+    if len(buf) < 4 * SR:
+        return False
+    y = np.frombuffer(bytes(buf[: len(buf) // 4 * 4]), "<i2").reshape(-1, 2).astype(np.float32) / 32768
+    sf.write(wav, y, SR, subtype="PCM_16")
+    return True
 
 
 def part_mma():
@@ -259,14 +261,17 @@ def part_m21():
                 got += 1
                 continue
             try:
+                signal.alarm(60)  # some corpus scores take minutes to parse or write: skip them
                 s = corpus.parse(p)
                 if hasattr(s, "scores"):
                     s = s.scores[0]
                 mid = os.path.join(tmp, base + ".mid")
                 s.write("midi", fp=mid)
                 swap_programs(mid, mid, rng, "classical")
-                truncate_midi(mid, CLIP_S + 5)
+                signal.alarm(0)
+                # no need to cut the MIDI: synth() renders the first CLIP_S + 6 s only
             except Exception as e:  # noqa: BLE001
+                signal.alarm(0)
                 print("m21 fail", p, e, flush=True)
                 continue
             wav = os.path.join(tmp, base + ".wav")
@@ -339,7 +344,12 @@ def part_real():
     return index
 
 
+def _timeout(*_):
+    raise TimeoutError("parse took too long")
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGALRM, _timeout)
     what = sys.argv[1] if len(sys.argv) > 1 else "all"
     for part, fn in (("mma", part_mma), ("m21", part_m21), ("real", part_real)):
         if what in (part, "all"):

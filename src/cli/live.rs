@@ -52,11 +52,20 @@ pub struct Args {
     /// Output style.
     #[arg(long, value_enum, default_value = "pretty")]
     format: LiveFormat,
+    /// Audio bundles: when live stops, write a PNG of what it heard (the features on the
+    /// posteriors' clock, the posteriors with thresholds, the events), as `batch --plot` does.
+    /// Covers the first 30 minutes.
+    #[arg(long, value_name = "FILE.png")]
+    plot: Option<PathBuf>,
     #[command(flatten)]
     stats: StatsFlags,
     #[command(flatten)]
     decision: DecisionFlags,
 }
+
+/// How much of a live run `--plot` keeps (bounded memory: 30 min of musicnn
+/// features are ~43 MB).
+const PLOT_KEEP_S: f64 = 1800.0;
 
 /// Splits FFmpeg input options given as one argument into words, as a
 /// shell would for simple cases: whitespace separates, single or double
@@ -122,6 +131,12 @@ fn level_dbfs(x: &[f32]) -> f32 {
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let bundle = load_bundle(&a.bundle, &a.decision)?;
     let rec = Recognizer::new(bundle)?;
+    if a.plot.is_some() && rec.kind() == seqrec::bundle::InputKind::Video {
+        anyhow::bail!(
+            "--plot is for audio bundles; {} is a video bundle",
+            a.bundle.display()
+        );
+    }
     if rec.kind() == seqrec::bundle::InputKind::Video {
         let input = match (&a.ffmpeg_input, a.camera) {
             (Some(args), _) => super::video::LiveInput::Ffmpeg(split_args(args)?),
@@ -178,7 +193,11 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
 
     let t0 = Instant::now();
     let deadline = a.duration.map(|d| t0 + Duration::from_secs_f64(d.max(0.0)));
-    let mut out = Output::default();
+    let mut out = Output {
+        keep_features: a.plot.is_some(),
+        keep_posteriors: a.plot.is_some(),
+        ..Output::default()
+    };
     let mut buf = Vec::with_capacity(4096);
     // Samples consumed since the start (the timeline), and since the last reset.
     let (mut total_samples, mut segment_start) = (0u64, 0u64);
@@ -186,13 +205,23 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let mut latencies = Vec::new();
     let mut last_status = Instant::now();
     let stdout = std::io::stdout();
-    let emit = |events: &mut Vec<Event>,
-                seg_start_s: f64,
-                latency: &mut Vec<f64>,
-                lat_ms: Option<f64>|
+    // Events on the whole timeline, for --plot.
+    let mut plotted: Vec<Event> = Vec::new();
+    let keep_events = a.plot.is_some();
+    let mut emit = |events: &mut Vec<Event>,
+                    seg_start_s: f64,
+                    latency: &mut Vec<f64>,
+                    lat_ms: Option<f64>|
      -> anyhow::Result<()> {
         let mut w = stdout.lock();
         for e in events.drain(..) {
+            if keep_events {
+                plotted.push(Event {
+                    start_s: e.start_s + seg_start_s,
+                    end_s: e.end_s + seg_start_s,
+                    ..e.clone()
+                });
+            }
             if status {
                 eprint!("\r\x1b[2K");
             }
@@ -243,6 +272,11 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             break Err(e.into());
         }
         total_samples += n as u64;
+        if out.keep_posteriors && total_samples as f64 / sr >= PLOT_KEEP_S {
+            out.keep_features = false;
+            out.keep_posteriors = false;
+            eprintln!("\rnote: --plot keeps the first {PLOT_KEEP_S} s only");
+        }
         if !out.events.is_empty() {
             // Latency: from the capture of the newest sample to now, the moment the event is out.
             let lat = mic
@@ -283,6 +317,14 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     proc.finish(&mut out)?;
     emit(&mut out.events, seg_s, &mut latencies, None)?;
     let wall = t0.elapsed().as_secs_f64();
+    if let Some(path) = &a.plot {
+        let title = format!("live: {} on {}", rec.bundle().name, mic.device_name());
+        let clock = (rec.frame_period_s(), rec.time_offset_s());
+        out.events = plotted;
+        super::common::plot(&rec, path.clone(), &title, &out, clock)
+            .with_context(|| format!("writing the plot {}", path.display()))?;
+        eprintln!("plot: {}", path.display());
+    }
     let report = StatsReport::new(
         proc.stats(),
         total_samples as f64 / sr,
