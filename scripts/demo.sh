@@ -5,7 +5,8 @@
 #  2. voice activity (models/vad, Silero VAD) on a clip with pauses;
 #  3. camera-motion recognition (models/action: EfficientNet-Lite0 features +
 #     LSTM) on two bundled H.264 videos;
-#  4. the beep/whistle test detector with one PNG plot per clip.
+#  4. music genre (models/genre: musicnn + a GRU head), one summary per file;
+#  5. the beep/whistle test detector with one PNG plot per clip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -22,6 +23,10 @@ $S batch fixtures/clips/vad/speech_pauses.wav --bundle models/vad
 echo
 echo "== camera motion: seqrec batch fixtures/clips/action --bundle models/action"
 $S batch fixtures/clips/action --bundle models/action
+echo
+echo "== music genre: seqrec batch fixtures/genre --bundle models/genre --emit summary"
+$S batch fixtures/genre --bundle models/genre --emit summary
+echo "(monteverdi: classical, right; bach, a piano-only chorale: country, a known error — models/genre/README.md)"
 echo
 echo "== beeps and whistles, with plots: seqrec batch fixtures/clips/tone --bundle fixtures/bundles/tone --plot target/demo/plots"
 $S batch fixtures/clips/tone --bundle fixtures/bundles/tone --plot target/demo/plots
