@@ -92,6 +92,12 @@ pub struct Embedder {
     output_size: usize,
     max_batch: usize,
     session: SessionOptions,
+    /// The model takes int32 (e.g. MoveNet's RGB 0-255): values are rounded
+    /// to the nearest integer before each call.
+    int_input: bool,
+    /// Most items one call can take: the model's batch axis when it is
+    /// fixed, otherwise unlimited.
+    batch_limit: usize,
 }
 
 impl Embedder {
@@ -191,12 +197,20 @@ impl Embedder {
             "output",
             &listing_text,
         )?;
-        if input.dtype().tensor_type() != Some(TensorElementType::Float32)
-            || output.dtype().tensor_type() != Some(TensorElementType::Float32)
-        {
+        let int_input = match input.dtype().tensor_type() {
+            Some(TensorElementType::Float32) => false,
+            Some(TensorElementType::Int32) => true,
+            _ => {
+                return Err(bad(
+                    "onnx",
+                    format!("the input must be a float32 or int32 tensor; {}", listing()),
+                ));
+            }
+        };
+        if output.dtype().tensor_type() != Some(TensorElementType::Float32) {
             return Err(bad(
                 "onnx",
-                format!("input and output must be float32 tensors; {}", listing()),
+                format!("the output must be a float32 tensor; {}", listing()),
             ));
         }
         let in_shape = input
@@ -208,6 +222,18 @@ impl Embedder {
             return Err(bad(
                 "onnx",
                 format!("the input has no batch axis; {}", listing()),
+            ));
+        }
+        if in_shape[0] > 0 && section.batch as i64 > in_shape[0] {
+            return Err(bad(
+                "batch",
+                format!(
+                    "{} items per call, but the model's batch axis is fixed at {}: set batch = {}; {}",
+                    section.batch,
+                    in_shape[0],
+                    in_shape[0],
+                    listing()
+                ),
             ));
         }
         let item_shape: Vec<i64> = match &section.input_shape {
@@ -285,6 +311,12 @@ impl Embedder {
             output_size,
             max_batch: section.batch,
             session: opts,
+            int_input,
+            batch_limit: if in_shape[0] > 0 {
+                in_shape[0] as usize
+            } else {
+                usize::MAX
+            },
         };
         if out_shape.is_empty() || dynamic {
             // Find out by running one item of zeros.
@@ -296,7 +328,7 @@ impl Embedder {
                 &mut session,
                 &mut shape,
                 &vec![0.0f32; item_len],
-                1,
+                (1, &mut Vec::new()),
                 &mut y,
                 true,
             )?;
@@ -351,7 +383,8 @@ impl Embedder {
     }
 
     /// A new stream with its own session, batching up to `max_batch` items
-    /// per call (1 = run every window at once, for live input).
+    /// per call (1 = run every window at once, for live input; never more
+    /// than a model with a fixed batch axis takes).
     ///
     /// # Errors
     /// As [`runtime::session`].
@@ -379,7 +412,7 @@ impl Embedder {
         };
         let session = runtime::session(&self.path, opts)?;
         let mut s = EmbedStream::with_session(self, session)?;
-        s.max_batch = max_batch.max(1);
+        s.max_batch = max_batch.max(1).min(self.batch_limit);
         if self.step != self.window {
             // Overlapping (or gapped) windows are gathered into `batch`.
             s.batch.reserve(s.max_batch * self.window * self.frame_len);
@@ -402,6 +435,8 @@ pub struct EmbedStream {
     /// Items gathered for the next call (windows that are not back to back).
     batch: Vec<f32>,
     shape: Vec<i64>,
+    /// The call's items as int32, for int32 models.
+    ints: Vec<i32>,
 }
 
 impl std::fmt::Debug for EmbedStream {
@@ -425,6 +460,7 @@ impl EmbedStream {
             next: 0,
             batch: Vec::new(),
             shape,
+            ints: Vec::new(),
         })
     }
 
@@ -492,7 +528,7 @@ impl EmbedStream {
                     &mut self.session,
                     &mut self.shape,
                     items,
-                    n,
+                    (n, &mut self.ints),
                     out,
                     false,
                 )?;
@@ -508,7 +544,7 @@ impl EmbedStream {
                     &mut self.session,
                     &mut self.shape,
                     batch,
-                    n,
+                    (n, &mut self.ints),
                     out,
                     false,
                 )?;
@@ -528,19 +564,29 @@ impl EmbedStream {
 }
 
 /// One ONNX Runtime call of `model` on `n` items; appends the outputs to
-/// `out`. `probe` skips the output size check (while finding it out).
+/// `out`. `ints` holds the items rounded to int32 for an int32 model (kept
+/// by the stream, so that calls do not allocate). `probe` skips the output
+/// size check (while finding it out).
 fn run_one(
     model: &Embedder,
     session: &mut Session,
     shape: &mut [i64],
     items: &[f32],
-    n: usize,
+    (n, ints): (usize, &mut Vec<i32>),
     out: &mut Vec<f32>,
     probe: bool,
 ) -> Result<()> {
     shape[0] = n as i64;
-    let input = TensorRef::from_array_view((&*shape, items))?;
-    let outputs = session.run(ort::inputs![model.input.as_str() => input])?;
+    let outputs = if model.int_input {
+        ints.clear();
+        // `as` saturates: out-of-range values cannot wrap.
+        ints.extend(items.iter().map(|&v| v.round() as i32));
+        let input = TensorRef::from_array_view((&*shape, &ints[..]))?;
+        session.run(ort::inputs![model.input.as_str() => input])?
+    } else {
+        let input = TensorRef::from_array_view((&*shape, items))?;
+        session.run(ort::inputs![model.input.as_str() => input])?
+    };
     let (_, y) = outputs[model.output.as_str()].try_extract_tensor::<f32>()?;
     if !probe && y.len() != n * model.output_size {
         return Err(Error::Shape(format!(

@@ -48,3 +48,77 @@ fn movenet_onnx_matches_the_original_tfjs_graph() {
         }
     }
 }
+
+/// The same through seqrec's video pipeline: `seqrec embed` with
+/// `models/movenet` on a folder of the two frames (192x192 in, so the
+/// resize is the identity), int32 input rounded from the preprocessed
+/// frame; one row of 51 values (17 x (y, x, score)) per frame.
+#[test]
+fn seqrec_embed_gives_movenet_keypoints_per_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let frames = dir.path().join("frames");
+    std::fs::create_dir(&frames).unwrap();
+    let names = ["astronaut", "vtest_f200"];
+    for (k, name) in names.iter().enumerate() {
+        std::fs::copy(
+            root().join(format!("fixtures/pose/{name}_192.png")),
+            frames.join(format!("{k:02}.png")),
+        )
+        .unwrap();
+    }
+    let out = dir.path().join("kp.npy");
+    common::seqrec_ok([
+        "embed",
+        frames.to_str().unwrap(),
+        "--bundle",
+        "models/movenet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let got = seqrec::npy::read_f32(&out).unwrap();
+    assert_eq!(got.shape, [2, 51]);
+    for (k, name) in names.iter().enumerate() {
+        let want =
+            seqrec::npy::read_f32(root().join(format!("fixtures/pose/{name}.movenet_tfjs.npy")))
+                .unwrap();
+        let d = got.data[51 * k..51 * (k + 1)]
+            .iter()
+            .zip(&want.data)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        // Measured: 1.5e-6 and 8.0e-7.
+        assert!(d < 1e-4, "{name}: seqrec embed vs tfjs {d}");
+    }
+}
+
+/// A manifest asking for more items per call than the model's fixed batch
+/// axis takes is refused at load, naming the key and the fix.
+#[test]
+fn an_embedder_batch_above_the_models_fixed_batch_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = std::fs::read_to_string(root().join("models/movenet/bundle.toml"))
+        .unwrap()
+        .replace("batch = 1", "batch = 4")
+        .replace(
+            "../pose-action/movenet_lightning.onnx",
+            root()
+                .join("models/pose-action/movenet_lightning.onnx")
+                .to_str()
+                .unwrap(),
+        );
+    std::fs::write(dir.path().join("bundle.toml"), manifest).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_seqrec"))
+        .args(["embed", "fixtures/pose", "--bundle"])
+        .arg(dir.path())
+        .arg("--out")
+        .arg(dir.path().join("kp.npy"))
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{msg}");
+    assert!(
+        msg.contains("embedder.batch") && msg.contains("set batch = 1"),
+        "{msg}"
+    );
+    assert!(!msg.contains("panicked"), "{msg}");
+}
