@@ -126,6 +126,119 @@ def project(kp, az, el, dist, focal, mirror=False):
     return uv
 
 
+# ---------------------------------------------------------------- BVH (CMU via Debian assimp-testmodels)
+BVH_MAP = {  # COCO body keypoint -> joint name, per naming scheme
+    "cmu": dict(left_shoulder="LeftArm", right_shoulder="RightArm", left_elbow="LeftForeArm",
+                right_elbow="RightForeArm", left_wrist="LeftHand", right_wrist="RightHand", left_hip="LeftUpLeg",
+                right_hip="RightUpLeg", left_knee="LeftLeg", right_knee="RightLeg", left_ankle="LeftFoot",
+                right_ankle="RightFoot", head="Head", neck="Neck"),
+    "mb": dict(left_shoulder="LeftShoulder", right_shoulder="RightShoulder", left_elbow="LeftElbow",
+               right_elbow="RightElbow", left_wrist="LeftWrist", right_wrist="RightWrist", left_hip="LeftHip",
+               right_hip="RightHip", left_knee="LeftKnee", right_knee="RightKnee", left_ankle="LeftAnkle",
+               right_ankle="RightAnkle", head="Head", neck="Neck"),
+}
+
+
+def axis_rot(axis, deg):
+    a = np.deg2rad(deg)
+    c, s = np.cos(a), np.sin(a)
+    return {"X": np.array([[1, 0, 0], [0, c, -s], [0, s, c]]),
+            "Y": np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]]),
+            "Z": np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])}[axis]
+
+
+def load_bvh(path):
+    """(joints [(name, parent index, offset, channels)], frames [F, channels], frame time s)."""
+    tok = open(path).read().split()
+    joints, stack, i = [], [], 0
+    while tok[i] != "MOTION":
+        t = tok[i]
+        if t in ("ROOT", "JOINT", "End"):
+            name = tok[i + 1] if t != "End" else joints[stack[-1]][0] + "_end"
+            joints.append([name, stack[-1] if stack else -1, None, []])
+            i += 2
+        elif t == "{":
+            stack.append(len(joints) - 1)
+            i += 1
+        elif t == "}":
+            stack.pop()
+            i += 1
+        elif t == "OFFSET":
+            joints[stack[-1]][2] = np.array([float(v) for v in tok[i + 1:i + 4]])
+            i += 4
+        elif t == "CHANNELS":
+            n = int(tok[i + 1])
+            joints[stack[-1]][3] = tok[i + 2:i + 2 + n]
+            i += 2 + n
+        else:
+            i += 1
+    n_frames = int(tok[tok.index("Frames:") + 1])
+    dt = float(tok[tok.index("Time:") + 1])
+    start = tok.index("Time:") + 2
+    n_ch = sum(len(j[3]) for j in joints)
+    frames = np.array(tok[start:start + n_frames * n_ch], np.float64).reshape(n_frames, n_ch)
+    return joints, frames, dt
+
+
+def bvh_positions(joints, frames):
+    """World positions [F, joints, 3] by forward kinematics (rotation channels applied in file order)."""
+    F = len(frames)
+    pos = np.zeros((F, len(joints), 3))
+    rot = np.zeros((F, len(joints), 3, 3))
+    col = 0
+    cols = []
+    for j in joints:
+        cols.append(col)
+        col += len(j[3])
+    for f in range(F):
+        for k, (name, parent, off, ch) in enumerate(joints):
+            R = np.eye(3)
+            t = np.zeros(3)
+            for c, v in zip(ch, frames[f, cols[k]:cols[k] + len(ch)]):
+                if c.endswith("position"):
+                    t["XYZ".index(c[0])] = v
+                else:
+                    R = R @ axis_rot(c[0], v)
+            if parent < 0:
+                pos[f, k], rot[f, k] = off + t, R
+            else:
+                pos[f, k] = pos[f, parent] + rot[f, parent] @ off
+                rot[f, k] = rot[f, parent] @ R
+    return pos
+
+
+def face_points(head, neck, lhip, rhip, unit):
+    """Nose, eyes, ears around a head point: forward is perpendicular to the hip line and to up."""
+    up = head - neck
+    up /= np.linalg.norm(up, axis=-1, keepdims=True) + 1e-9
+    side = lhip - rhip
+    side /= np.linalg.norm(side, axis=-1, keepdims=True) + 1e-9
+    fwd = np.cross(side, up)
+    fwd /= np.linalg.norm(fwd, axis=-1, keepdims=True) + 1e-9
+    u = unit[..., None]
+    return [head + u * (0.10 * fwd), head + u * (0.08 * fwd + 0.04 * up + 0.035 * side),
+            head + u * (0.08 * fwd + 0.04 * up - 0.035 * side), head + u * (0.02 * up + 0.08 * side),
+            head + u * (0.02 * up - 0.08 * side)]
+
+
+def bvh_keypoints(path, every=1):
+    """([frames, 17, 3] keypoints in metres, y up, frame time s) of a BVH file (CMU or MotionBuilder names)."""
+    joints, frames, dt = load_bvh(path)
+    frames = frames[::every]
+    names = [j[0] for j in joints]
+    scheme = BVH_MAP["cmu" if "LeftUpLeg" in names else "mb"]
+    pos = bvh_positions(joints, frames)
+    g = {k: pos[:, names.index(v)] for k, v in scheme.items()}
+    # metres: the standing height (head to the lower ankle) of frame 0 taken as 1.6 m
+    h0 = g["head"][0, 1] - min(g["left_ankle"][0, 1], g["right_ankle"][0, 1])
+    scale = 1.6 / h0
+    g = {k: v * scale for k, v in g.items()}
+    unit = np.ones(len(frames))
+    face = face_points(g["head"], g["neck"], g["left_hip"], g["right_hip"], unit)
+    body = [g[n] for n in COCO[5:]]
+    return np.stack(face + body, axis=1), dt * every
+
+
 def main():
     data = sys.argv[1]
     skel = urdf_skeleton(os.path.join(data, "humanoid", "humanoid.urdf"))
@@ -141,19 +254,28 @@ def main():
         rows.append(f"{m.group(1):16s} {LABEL[m.group(1)]:9s} {len(kp):4d} frames x {dt * 1000:.1f} ms; "
                     f"height span {h.max(1).mean() - h.min(1).mean():.2f} m; "
                     f"pelvis travel {np.linalg.norm(kp[-1, 11:13].mean(0) - kp[0, 11:13].mean(0)):.2f} m")
+    bvh = "/usr/share/assimp/models/BVH"
+    for f in ("01_01.bvh", "Boxing_Toes.bvh"):
+        if os.path.exists(os.path.join(bvh, f)):
+            kp, dt = bvh_keypoints(os.path.join(bvh, f), every=4)
+            clips[f[:-4]] = kp
+            h = kp[:, :, 1]
+            rows.append(f"{f[:-4]:16s} {'':9s} {len(kp):4d} frames x {dt * 1000:.1f} ms; height span "
+                        f"{h.max(1).mean() - h.min(1).mean():.2f} m")
     print("\n".join(rows))
     if "--plot" in sys.argv:
         from PIL import Image, ImageDraw
         out = sys.argv[sys.argv.index("--plot") + 1]
         bones = [(5, 7), (7, 9), (6, 8), (8, 10), (5, 6), (11, 12), (5, 11), (6, 12), (11, 13), (13, 15),
                  (12, 14), (14, 16), (0, 1), (0, 2), (1, 3), (2, 4)]
-        names = ["walk", "run", "jump", "punch", "kick", "crawl", "cartwheel", "dance_a"]
+        names = ["walk", "run", "jump", "punch", "kick", "crawl", "cartwheel", "dance_a", "01_01", "Boxing_Toes"]
         img = Image.new("RGB", (200 * len(names), 220), "white")
         d = ImageDraw.Draw(img)
         for i, name in enumerate(names):
             kp = clips[name]
             uv = project(kp[len(kp) // 3: len(kp) // 3 + 1], az=0.9, el=0.15, dist=4.0, focal=1.0)[0]
-            uv = uv * 150 + np.array([100 + 200 * i, 110])
+            uv = uv - uv[11:13].mean(0)
+            uv = uv * 150 + np.array([100 + 200 * i, 120])
             for a, b in bones:
                 d.line([tuple(uv[a]), tuple(uv[b])], fill="black", width=2)
             d.text((200 * i + 5, 5), name, fill="red")
