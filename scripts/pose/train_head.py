@@ -26,6 +26,9 @@ import mocap  # noqa: E402
 FPS = 15.0
 LABELS = ["idle", "walk", "run", "jump", "punch", "kick", "crawl", "cartwheel", "dance", "getup"]
 SEQ_S = 6.0
+VARY_BODY = os.environ.get("POSE_VARY_BODY", "0") == "1"
+HIDDEN = int(os.environ.get("POSE_HIDDEN", "64"))
+DROP = float(os.environ.get("POSE_DROP", "0.0"))
 MIN_SCORE = 0.2
 
 
@@ -96,8 +99,21 @@ def idle_timeline(srcs, rng, seconds, allowed):
     return x, np.full(n, LABELS.index("idle"))
 
 
+def body_variation(x3, rng):
+    """Other bodies: width vs height 0.85-1.15x about the hips, forearms and shins 0.85-1.15x."""
+    x = x3.copy()
+    hip = x[:, 11:13].mean(1, keepdims=True)
+    w = rng.uniform(0.85, 1.15)
+    x[:, :, [0, 2]] = hip[:, :, [0, 2]] + w * (x[:, :, [0, 2]] - hip[:, :, [0, 2]])
+    for a, b in ((7, 9), (8, 10), (13, 15), (14, 16)):  # elbow->wrist, knee->ankle
+        x[:, b] = x[:, a] + rng.uniform(0.85, 1.15) * (x[:, b] - x[:, a])
+    return x
+
+
 def camera_view(x3, rng):
     """2D keypoints in pixels of a 640x480 camera, with detector-like scores and noise."""
+    if VARY_BODY:
+        x3 = body_variation(x3, rng)
     az, el = rng.uniform(0, 2 * np.pi), rng.uniform(-0.1, 0.5)
     dist, focal = rng.uniform(3, 9), rng.uniform(1.0, 2.2)
     uv = mocap.project(x3, az, el, dist, focal, mirror=rng.random() < 0.5) * 320 + np.array([320, 240])
@@ -154,7 +170,7 @@ def make_stream(srcs, allowed, rng, seconds=SEQ_S):
     return features(uv, score), np.concatenate(ys)
 
 
-def fit(srcs, train_names, epochs, seed=0, hidden=64):
+def fit(srcs, train_names, epochs, seed=0, hidden=HIDDEN):
     import torch
     from torch import nn
     torch.manual_seed(seed)
@@ -169,7 +185,7 @@ def fit(srcs, train_names, epochs, seed=0, hidden=64):
             T = min(len(b[0]) for b in batch)
             x = torch.from_numpy(np.stack([b[0][:T] for b in batch], 1))
             y = torch.from_numpy(np.stack([b[1][:T] for b in batch], 1)).long()
-            out, _ = lstm(x)
+            out, _ = lstm(nn.functional.dropout(x, DROP))
             logit = head(out).reshape(-1, len(LABELS))
             yy = y.reshape(-1)
             loss = nn.functional.cross_entropy(logit[yy >= 0], yy[yy >= 0])
