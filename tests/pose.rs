@@ -122,3 +122,30 @@ fn an_embedder_batch_above_the_models_fixed_batch_is_a_clear_error() {
     );
     assert!(!msg.contains("panicked"), "{msg}");
 }
+
+/// The keypoint features (`seqrec::features::pose`) of a noisy projected
+/// walk with dropped joints, frame by frame with the state carried, equal
+/// the Python definition the head trains on (`scripts/pose/train_head.py`
+/// `features()`, via `scripts/pose/make_feature_refs.py`).
+#[test]
+fn pose_features_match_the_python_definition() {
+    use seqrec::features::pose::{FEATURE_LEN, INPUT_LEN, PoseFeatures};
+    let kp = seqrec::npy::read_f32(root().join("fixtures/pose/features.in.npy")).unwrap();
+    let want = seqrec::npy::read_f32(root().join("fixtures/pose/features.out.npy")).unwrap();
+    assert_eq!(kp.shape, [40, INPUT_LEN]);
+    assert_eq!(want.shape, [40, FEATURE_LEN]);
+    let mut f = PoseFeatures::new();
+    let mut out = [0f32; FEATURE_LEN];
+    let mut worst = 0f32;
+    for t in 0..40 {
+        f.push(&kp.data[t * INPUT_LEN..(t + 1) * INPUT_LEN], &mut out);
+        for (a, b) in out
+            .iter()
+            .zip(&want.data[t * FEATURE_LEN..(t + 1) * FEATURE_LEN])
+        {
+            worst = worst.max((a - b).abs());
+        }
+    }
+    // f32 here, f64 there, on values up to ~3 torso lengths.
+    assert!(worst < 1e-5, "max |diff| {worst}");
+}

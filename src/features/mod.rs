@@ -30,6 +30,7 @@
 pub mod batch;
 mod frontend;
 mod mel;
+pub mod pose;
 pub mod video;
 
 pub use frontend::FrontEnd;
