@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{root, seqrec_ok};
+use common::{max_abs_diff, root, seqrec_jsonl, seqrec_ok};
 use seqrec::bundle::{Backend, Bundle};
 use seqrec::pipeline::{Recognizer, process_source};
 use seqrec::source::AudioFile;
@@ -16,14 +16,6 @@ use seqrec::source::AudioFile;
 fn npy(name: &str) -> (Vec<usize>, Vec<f32>) {
     let a = seqrec::npy::read_f32(root().join(name)).unwrap();
     (a.shape, a.data)
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 /// `kind = "log10p"`: librosa's centred (zero-padded) 96-band Slaney mel of
@@ -141,12 +133,8 @@ fn batch_summary_names_the_genre_of_each_file() {
         .collect();
     let mut args = vec!["batch", "--bundle", "models/genre", "--emit", "summary"];
     args.extend(wavs.iter().map(String::as_str));
-    let text = String::from_utf8(seqrec_ok(args).stdout).unwrap();
-    let recs: Vec<serde_json::Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(recs.len(), CLIPS.len(), "{text}");
+    let recs = seqrec_jsonl(args);
+    assert_eq!(recs.len(), CLIPS.len(), "{recs:?}");
     for ((clip, label), rec) in CLIPS.iter().zip(&recs) {
         let (shape, want) = npy(&format!("fixtures/genre/{clip}.genre.posteriors.npy"));
         assert_eq!(shape[1], labels.len());

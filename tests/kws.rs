@@ -63,11 +63,7 @@ fn check(bundle: &str, clips: &str, decision: Option<&str>, slack_s: f64) {
             if post.exists() {
                 let want = seqrec::npy::read_f32(post).unwrap();
                 assert_eq!(out.posteriors.len(), want.data.len(), "{bundle} {clip}");
-                let d = out
-                    .posteriors
-                    .iter()
-                    .zip(&want.data)
-                    .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+                let d = common::max_abs_diff(&out.posteriors, &want.data);
                 assert!(
                     d <= 1e-4,
                     "{bundle} {backend:?} {clip}: posteriors differ by {d}"

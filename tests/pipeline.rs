@@ -78,10 +78,7 @@ fn posteriors_match_the_python_reference() {
     for backend in [Backend::Native, Backend::Ort] {
         let got = run_file(&recognizer(backend), "beeps_whistle.wav").posteriors;
         assert_eq!(got.len(), want.data.len());
-        let d = got
-            .iter()
-            .zip(&want.data)
-            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        let d = common::max_abs_diff(&got, &want.data);
         assert!(d <= 1e-3, "{backend:?}: {d}");
     }
 }

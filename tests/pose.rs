@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::root;
+use common::{max_abs_diff, root};
 use ort::value::TensorRef;
 use seqrec::runtime::{SessionOptions, session};
 
@@ -30,10 +30,7 @@ fn movenet_onnx_matches_the_original_tfjs_graph() {
             seqrec::npy::read_f32(root().join(format!("fixtures/pose/{name}.movenet_tfjs.npy")))
                 .unwrap();
         assert_eq!(want.shape, [17, 3]);
-        let d = got
-            .iter()
-            .zip(&want.data)
-            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        let d = max_abs_diff(got, &want.data);
         // Measured in Python (onnxruntime 1.31 vs tfjs 4.22): 1.5e-6 and 8.1e-7.
         assert!(d < 1e-4, "{name}: keypoints differ from tfjs by {d}");
         // The astronaut's face is found: nose, eyes and ears with confident scores.
@@ -81,10 +78,7 @@ fn seqrec_embed_gives_movenet_keypoints_per_frame() {
         let want =
             seqrec::npy::read_f32(root().join(format!("fixtures/pose/{name}.movenet_tfjs.npy")))
                 .unwrap();
-        let d = got.data[51 * k..51 * (k + 1)]
-            .iter()
-            .zip(&want.data)
-            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        let d = max_abs_diff(&got.data[51 * k..51 * (k + 1)], &want.data);
         // Measured: 1.5e-6 and 8.0e-7.
         assert!(d < 1e-4, "{name}: seqrec embed vs tfjs {d}");
     }

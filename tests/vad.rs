@@ -36,11 +36,7 @@ fn probabilities_and_segments_match_silero() {
             want.data.len(),
             "{name}: one probability per whole 512-sample chunk"
         );
-        let d = out
-            .posteriors
-            .iter()
-            .zip(&want.data)
-            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        let d = common::max_abs_diff(&out.posteriors, &want.data);
         assert!(d <= 1e-4, "{name}: max difference {d}");
         let want_segs = segs[name].as_array().unwrap();
         assert_eq!(

@@ -21,13 +21,6 @@ fn seqrec() -> Command {
     c
 }
 
-fn max_abs(a: &[f32], b: &[f32]) -> f32 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0f32, f32::max)
-}
-
 const CLIPS: [&str; 2] = ["chelsea_motions", "rocket_motions"];
 
 #[test]
@@ -51,7 +44,7 @@ fn cnn_features_match_python_onnxruntime() {
         assert_eq!(got.shape[1], 1280);
         assert_eq!(want.shape[1], 1280);
         let n = want.data.len();
-        let err = max_abs(&got.data[..n], &want.data);
+        let err = common::max_abs_diff(&got.data[..n], &want.data);
         eprintln!(
             "{clip}: {} frames, first 3 max abs err {err:e}",
             got.shape[0]
@@ -90,7 +83,7 @@ fn action_posteriors_and_events_match_the_python_reference() {
         )
         .unwrap();
         assert_eq!(r.output.posteriors.len(), want.data.len(), "{clip}");
-        let err = max_abs(&r.output.posteriors, &want.data);
+        let err = common::max_abs_diff(&r.output.posteriors, &want.data);
         eprintln!(
             "{clip}: posteriors max abs err {err:e}; events {:?}",
             r.output.events
@@ -223,8 +216,8 @@ fn batch_and_live_processing_agree() {
         live.output.posteriors.len()
     );
     assert!(!batched.output.posteriors.is_empty());
-    let ef = max_abs(&batched.output.embeddings, &live.output.embeddings);
-    let ep = max_abs(&batched.output.posteriors, &live.output.posteriors);
+    let ef = common::max_abs_diff(&batched.output.embeddings, &live.output.embeddings);
+    let ep = common::max_abs_diff(&batched.output.posteriors, &live.output.posteriors);
     eprintln!("batch vs live: features {ef:e}, posteriors {ep:e}");
     assert!(ef <= 1e-3 && ep <= 1e-3, "features {ef}, posteriors {ep}");
     assert!((batched.frame_period_s - 1.0 / 15.0).abs() < 1e-9);
