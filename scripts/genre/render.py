@@ -93,9 +93,8 @@ def write_wav(path, y):
 def augment(y, rng):
     y = y * rng.uniform(0.3, 1.2) / (np.abs(y).max() + 1e-6)
     a = rng.uniform(-0.6, 0.6)  # one-pole tilt: y + a * (y - lowpass(y))
-    lp = np.copy(y)
-    c = 0.85
     from scipy.signal import lfilter
+    c = 0.85
     lp = lfilter([1 - c], [1, -c], y)
     y = y + a * (y - lp)
     if rng.random() < 0.7:

@@ -95,7 +95,7 @@ def idle_timeline(srcs, rng, seconds, allowed):
     t = np.arange(n) / FPS
     sway = 0.02 * np.sin(2 * np.pi * rng.uniform(0.1, 0.4) * t + rng.uniform(0, 6.3))
     x = np.repeat(kp[None], n, 0)
-    x[:, :, 0] += sway[:, None] * (x[:, :, 1:2][..., 0] - x[:, 15:17, 1].mean(1)[:, None])
+    x[:, :, 0] += sway[:, None] * (x[:, :, 1] - x[:, 15:17, 1].mean(1)[:, None])  # lean: more at the head
     return x, np.full(n, LABELS.index("idle"))
 
 
