@@ -224,14 +224,17 @@ impl Embedder {
                 format!("the input has no batch axis; {}", listing()),
             ));
         }
-        if in_shape[0] > 0 && section.batch as i64 > in_shape[0] {
+        // Most items one call can take: the batch axis when the model fixes it.
+        let batch_limit = usize::try_from(in_shape[0])
+            .ok()
+            .filter(|&b| b > 0)
+            .unwrap_or(usize::MAX);
+        if section.batch > batch_limit {
             return Err(bad(
                 "batch",
                 format!(
-                    "{} items per call, but the model's batch axis is fixed at {}: set batch = {}; {}",
+                    "{} items per call, but the model's batch axis is fixed at {batch_limit}: set batch = {batch_limit}; {}",
                     section.batch,
-                    in_shape[0],
-                    in_shape[0],
                     listing()
                 ),
             ));
@@ -312,11 +315,7 @@ impl Embedder {
             max_batch: section.batch,
             session: opts,
             int_input,
-            batch_limit: if in_shape[0] > 0 {
-                in_shape[0] as usize
-            } else {
-                usize::MAX
-            },
+            batch_limit,
         };
         if out_shape.is_empty() || dynamic {
             // Find out by running one item of zeros.
