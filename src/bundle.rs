@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::embed::EmbedderSection;
 use crate::features::FeatureConfig;
+use crate::features::pose::PoseSection;
 use crate::features::video::VideoConfig;
 use crate::{Error, Result};
 
@@ -171,6 +172,8 @@ struct Manifest {
     #[serde(default)]
     embedder: Option<EmbedderSection>,
     #[serde(default)]
+    pose: Option<PoseSection>,
+    #[serde(default)]
     sequence: Option<SequenceSection>,
     #[serde(default)]
     decision: DecisionSection,
@@ -199,6 +202,9 @@ pub struct Bundle {
     /// The CNN between features and the recurrent model (`[embedder]`,
     /// `onnx` resolved to an absolute path); required for video bundles.
     pub embedder: Option<EmbedderSection>,
+    /// `[pose]`: the embedder gives body keypoints, followed by a crop and
+    /// turned into features for the sequence model (video bundles).
+    pub pose: Option<PoseSection>,
     /// The recurrent model, `onnx` resolved to an absolute path (absent in a
     /// features-only bundle).
     pub sequence: Option<SequenceSection>,
@@ -335,6 +341,22 @@ impl Bundle {
                 ));
             }
         }
+        if m.pose.is_some() {
+            if m.kind != InputKind::Video {
+                return Err(err(
+                    "pose",
+                    "[pose] is for video bundles (a pose model on frames)".into(),
+                ));
+            }
+            if let Some(e) = &m.embedder
+                && (e.window, e.step) != (1, 1)
+            {
+                return Err(err(
+                    "embedder.window",
+                    "a [pose] bundle's embedder sees one frame per step: window = step = 1".into(),
+                ));
+            }
+        }
         let mut embedder = m.embedder;
         if let Some(e) = embedder.as_mut() {
             let onnx = dir.join(&e.onnx);
@@ -437,6 +459,7 @@ impl Bundle {
             features,
             video,
             embedder,
+            pose: m.pose,
             sequence,
             decision: m.decision,
         })

@@ -6,7 +6,16 @@
 //!
 //! The embedder (a frozen CNN in ONNX Runtime, see [`crate::embed`]) is
 //! optional for audio bundles and required for video ones; without it, each
-//! feature frame is one step of the recurrent model.
+//! feature frame is one step of the recurrent model. A video bundle with
+//! `[pose]` puts the pose stage around it ([`crate::features::pose`]): the
+//! frame is cropped where the previous frame's person was, the embedder (a
+//! pose CNN) gives keypoints, and their features are the recurrent steps:
+//!
+//! ```text
+//!  frame ─▶ crop (tracked) ─▶ pose CNN ─▶ keypoints (pixels) ─▶ pose features ─▶ sequence
+//!              ▲                              │
+//!              └──────── next frame's crop ◀──┘
+//! ```
 //!
 //! A [`Recognizer`] holds what all streams share (the bundle, the feature
 //! plan, the embedder and recurrent models); [`Recognizer::stream`] gives a
@@ -21,6 +30,7 @@ use crate::bundle::{Bundle, InputKind};
 use crate::decision::{Decider, DecisionConfig, Event};
 use crate::embed::{EmbedStream, Embedder};
 use crate::features::FrontEnd;
+use crate::features::pose::{self, PoseStage};
 use crate::features::video::{Decimator, Preprocessor, VideoConfig};
 use crate::sequence::{OrtSpec, SequenceModel, Stream};
 use crate::source::AudioSource;
@@ -76,9 +86,24 @@ impl Recognizer {
             })?),
             None => None,
         };
-        let (step_size, step_what) = match &embedder {
-            Some(e) => (e.output_size(), "the embedder gives"),
-            None => (frame_len, "the features give"),
+        if bundle.pose.is_some()
+            && let Some(e) = &embedder
+            && e.output_size() != pose::INPUT_LEN
+        {
+            return Err(err(
+                "pose",
+                format!(
+                    "[pose] needs an embedder giving 17 keypoints x (y, x, score) = {} values per frame; {} gives {}",
+                    pose::INPUT_LEN,
+                    e.path().display(),
+                    e.output_size()
+                ),
+            ));
+        }
+        let (step_size, step_what) = match (&embedder, &bundle.pose) {
+            (Some(_), Some(_)) => (pose::FEATURE_LEN, "the pose stage gives"),
+            (Some(e), None) => (e.output_size(), "the embedder gives"),
+            (None, _) => (frame_len, "the features give"),
         };
         let spec = OrtSpec {
             state: seq.state.clone(),
@@ -205,7 +230,16 @@ impl Recognizer {
     /// # Errors
     /// As [`SequenceModel::stream`].
     pub fn stream(&self) -> Result<StreamProcessor> {
-        self.stream_batched(self.embedder.as_ref().map_or(1, Embedder::max_batch), 1)
+        self.stream_batched(self.batch(), 1)
+    }
+
+    /// Most embedder items per call in batch processing: 1 when the pose
+    /// stage tracks (each frame's crop needs the previous frame's keypoints).
+    fn batch(&self) -> usize {
+        if self.bundle.pose.as_ref().is_some_and(|p| p.track) {
+            return 1;
+        }
+        self.embedder.as_ref().map_or(1, Embedder::max_batch)
     }
 
     /// As [`Recognizer::stream`], with `threads` ONNX Runtime threads for
@@ -215,10 +249,7 @@ impl Recognizer {
     /// # Errors
     /// As [`Recognizer::stream`].
     pub fn stream_with_threads(&self, threads: usize) -> Result<StreamProcessor> {
-        self.stream_batched(
-            self.embedder.as_ref().map_or(1, Embedder::max_batch),
-            threads,
-        )
+        self.stream_batched(self.batch(), threads)
     }
 
     /// A new stream for live input: every embedder window runs as soon as
@@ -239,6 +270,7 @@ impl Recognizer {
                     prep: Preprocessor::new(v)?,
                     decim: Decimator::new(v, 1.0 / self.frame_period_s),
                     cfg: v.clone(),
+                    pose: self.bundle.pose.as_ref().map(|p| Box::new(PoseStage::new(p))),
                 },
                 v.tensor_len(),
             ),
@@ -252,6 +284,7 @@ impl Recognizer {
                 None => None,
             },
             embs: Vec::new(),
+            pose_steps: Vec::new(),
             seq: self.model.stream()?,
             decider: Decider::new(
                 self.decision.clone(),
@@ -330,6 +363,8 @@ pub struct StreamProcessor {
     embed: Option<EmbedStream>,
     /// Embedder outputs of the current call.
     embs: Vec<f32>,
+    /// Pose features of the current call (`[pose]` bundles).
+    pose_steps: Vec<f32>,
     seq: Box<dyn Stream>,
     decider: Decider,
     feats: Vec<f32>,
@@ -402,14 +437,20 @@ impl StreamProcessor {
     /// If the processor is an audio one.
     pub fn push_frame(&mut self, frame: &Frame, out: &mut Output) -> Result<()> {
         let t0 = Instant::now();
-        let FrontState::Video { prep, decim, .. } = &mut self.front else {
+        let FrontState::Video {
+            prep, decim, pose, ..
+        } = &mut self.front
+        else {
             panic!("a video frame pushed into an audio stream processor");
         };
         if !decim.keep(frame) {
             return Ok(());
         }
         self.feats.clear();
-        prep.process(frame, &mut self.feats);
+        match pose {
+            Some(p) => p.prepare(prep, frame, &mut self.feats),
+            None => prep.process(frame, &mut self.feats),
+        }
         self.run_frames(t0, out)
     }
 
@@ -469,7 +510,7 @@ impl StreamProcessor {
     }
 
     /// The recurrent and decision stages on the steps in `feats` (no
-    /// embedder) or `embs`.
+    /// embedder), `embs`, or the pose features of `embs`.
     fn run_steps(&mut self, input: StepInput, t1: Instant, out: &mut Output) -> Result<()> {
         let steps = match input {
             StepInput::Features => &self.feats,
@@ -477,10 +518,29 @@ impl StreamProcessor {
                 let n = self.embed.as_ref().map_or(1, EmbedStream::output_size);
                 self.stats.embeddings += (self.embs.len() / n) as u64;
                 self.stats.embed_s += t1.elapsed().as_secs_f64();
+                if let FrontState::Video { pose: Some(p), .. } = &mut self.front {
+                    // Keypoints to frame pixels (what `embeddings` keeps),
+                    // then their features.
+                    let rows = self.embs.len() / pose::INPUT_LEN;
+                    self.pose_steps.clear();
+                    self.pose_steps.resize(rows * pose::FEATURE_LEN, 0.0);
+                    p.keypoints_in_place(&mut self.embs);
+                    for (px, f) in self
+                        .embs
+                        .chunks_exact(pose::INPUT_LEN)
+                        .zip(self.pose_steps.chunks_exact_mut(pose::FEATURE_LEN))
+                    {
+                        p.features(px, f);
+                    }
+                }
                 if out.keep_embeddings {
                     out.embeddings.extend_from_slice(&self.embs);
                 }
-                &self.embs
+                if matches!(self.front, FrontState::Video { pose: Some(_), .. }) {
+                    &self.pose_steps
+                } else {
+                    &self.embs
+                }
             }
         };
         if steps.is_empty() {
@@ -506,7 +566,12 @@ impl StreamProcessor {
     pub fn reset(&mut self) {
         match &mut self.front {
             FrontState::Audio(f) => f.reset(),
-            FrontState::Video { decim, .. } => decim.reset(),
+            FrontState::Video { decim, pose, .. } => {
+                decim.reset();
+                if let Some(p) = pose {
+                    p.reset();
+                }
+            }
         }
         if let Some(e) = self.embed.as_mut() {
             e.reset();
@@ -555,6 +620,7 @@ enum FrontState {
         prep: Preprocessor,
         decim: Decimator,
         cfg: VideoConfig,
+        pose: Option<Box<PoseStage>>,
     },
 }
 

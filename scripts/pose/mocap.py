@@ -108,9 +108,10 @@ def motion_keypoints(path, skel):
     return np.stack([coco17(fr, skel) for fr in f]), float(f[0, 0])
 
 
-def project(kp, az, el, dist, focal, mirror=False):
+def project(kp, az, el, dist, focal, mirror=False, with_depth=False):
     """Pinhole camera looking at the pelvis centre from azimuth/elevation (radians) at `dist` metres;
-    returns [frames, 17, 2] normalised image coordinates (y down, x right, in focal units)."""
+    returns [frames, 17, 2] normalised image coordinates (y down, x right, in focal units), and with
+    `with_depth` also [frames, 17] depths along the view axis (metres)."""
     centre = kp[:, 11:13].mean(axis=(0, 1))
     eye = centre + dist * np.array([np.cos(el) * np.sin(az), np.sin(el), np.cos(el) * np.cos(az)])
     fwd = (centre - eye) / np.linalg.norm(centre - eye)
@@ -122,8 +123,9 @@ def project(kp, az, el, dist, focal, mirror=False):
     uv = np.stack([focal * x / z, -focal * y / z], axis=-1)
     if mirror:
         uv[..., 0] = -uv[..., 0]
-        uv = uv[:, [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]]  # left <-> right
-    return uv
+        swap = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]  # left <-> right
+        uv, z = uv[:, swap], z[:, swap]
+    return (uv, z) if with_depth else uv
 
 
 # ---------------------------------------------------------------- BVH (CMU via Debian assimp-testmodels)

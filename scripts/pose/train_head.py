@@ -63,13 +63,13 @@ FOLDS = {"walk": ["dm_walk", "walker_"], "jump": ["dm_jump", "cmu_01_01"],
 IDLE_FROM = ["dm_walk", "walker_0walk_forward", "cmu_01_01", "mb_boxing"]  # a frozen frame of these
 
 
-def timeline(src, rng, seconds):
-    """3D keypoints and labels at FPS for `seconds`: the motion played at a random speed (0.8-1.25x),
+def timeline(src, rng, seconds, fps=FPS):
+    """3D keypoints and labels at `fps` for `seconds`: the motion played at a random speed (0.8-1.25x),
     looped clips repeated with their root displacement carried on, others cut at a random start."""
     kp, dt, lab, loop = src
     speed = rng.uniform(0.8, 1.25)
-    n = int(seconds * FPS)
-    t = rng.uniform(0, len(kp) * dt) + np.arange(n) * speed / FPS
+    n = int(seconds * fps)
+    t = rng.uniform(0, len(kp) * dt) + np.arange(n) * speed / fps
     k = t / dt
     if loop:
         disp = kp[-1, 11:13].mean(0) - kp[0, 11:13].mean(0)
@@ -87,12 +87,12 @@ def timeline(src, rng, seconds):
     return x, lab[i0]
 
 
-def idle_timeline(srcs, rng, seconds, allowed):
+def idle_timeline(srcs, rng, seconds, allowed, fps=FPS):
     pool = [n for n in IDLE_FROM if n in allowed]
     src = srcs[pool[rng.integers(len(pool))]]
     kp = src[0][rng.integers(len(src[0]))]
-    n = int(seconds * FPS)
-    t = np.arange(n) / FPS
+    n = int(seconds * fps)
+    t = np.arange(n) / fps
     sway = 0.02 * np.sin(2 * np.pi * rng.uniform(0.1, 0.4) * t + rng.uniform(0, 6.3))
     x = np.repeat(kp[None], n, 0)
     x[:, :, 0] += sway[:, None] * (x[:, :, 1] - x[:, 15:17, 1].mean(1)[:, None])  # lean: more at the head

@@ -10,6 +10,7 @@ use std::time::Instant;
 use anyhow::Context;
 use seqrec::bundle::Bundle;
 use seqrec::embed::{Embedder, EmbedderSection};
+use seqrec::features::pose::{self, PoseStage};
 use seqrec::features::video::{Decimator, Preprocessor};
 use seqrec::pipeline::{Output, Recognizer};
 use seqrec::source::video::{self, Frame, VideoSource};
@@ -30,6 +31,25 @@ pub fn embed(
         .clone()
         .context("a video bundle needs a [video] section")?;
     let e = Embedder::load(section, cfg.tensor_len())?;
+    let mut pose = bundle.pose.as_ref().map(PoseStage::new);
+    if let Some(p) = &pose {
+        if e.output_size() != pose::INPUT_LEN {
+            anyhow::bail!(
+                "{}: [pose] needs an embedder giving {} values per frame (17 x (y, x, score)), {} gives {}",
+                bundle.dir.display(),
+                pose::INPUT_LEN,
+                e.path().display(),
+                e.output_size()
+            );
+        }
+        if p.tracks() && batch.is_some_and(|b| b > 1) {
+            anyhow::bail!(
+                "--batch: the pose crop follows the person frame by frame, so frames run one at a time"
+            );
+        }
+    }
+    let tracked = pose.as_ref().is_some_and(PoseStage::tracks);
+    let batch = if tracked { Some(1) } else { batch };
     let mut s = e.stream(batch.unwrap_or(e.max_batch()))?;
     let mut src = video::open(input, Some(folder_fps))?;
     let info = src.info().clone();
@@ -37,6 +57,8 @@ pub fn embed(
     let mut decim = Decimator::new(&cfg, info.fps);
     let (mut frame, mut tensor, mut embs) = (Frame::new(), Vec::new(), Vec::new());
     let (mut read, mut kept) = (0u64, 0u64);
+    // Rows of `embs` already mapped to frame pixels.
+    let mut mapped = 0;
     while src.read(&mut frame)? {
         read += 1;
         if !decim.keep(&frame) {
@@ -44,16 +66,39 @@ pub fn embed(
         }
         kept += 1;
         tensor.clear();
-        prep.process(&frame, &mut tensor);
+        match pose.as_mut() {
+            Some(p) => p.prepare(&mut prep, &frame, &mut tensor),
+            None => prep.process(&frame, &mut tensor),
+        }
         s.push(&tensor, &mut embs)?;
+        if let Some(p) = pose.as_mut() {
+            p.keypoints_in_place(&mut embs[mapped..]);
+            mapped = embs.len();
+        }
     }
     s.flush(&mut embs)?;
+    if let Some(p) = pose.as_mut() {
+        p.keypoints_in_place(&mut embs[mapped..]);
+    }
     let d = e.output_size();
     let steps = embs.len() / d;
-    let what = format!(
-        "{read} frames of {}x{} at {:.2} fps -> {kept} kept -> {steps} x {d} features",
-        info.width, info.height, info.fps
-    );
+    let what = match &pose {
+        Some(p) => format!(
+            "{read} frames of {}x{} at {:.2} fps -> {kept} kept -> {steps} x 17 keypoints (y, x, score; pixels){}",
+            info.width,
+            info.height,
+            info.fps,
+            if p.tracks() {
+                ", crop following the person"
+            } else {
+                ""
+            }
+        ),
+        None => format!(
+            "{read} frames of {}x{} at {:.2} fps -> {kept} kept -> {steps} x {d} features",
+            info.width, info.height, info.fps
+        ),
+    };
     Ok((embs, d, steps, what))
 }
 

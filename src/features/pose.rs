@@ -1,5 +1,34 @@
-//! Pose keypoints -> per-frame features for an action head (issue 12; not
-//! yet wired into the pipeline).
+//! The pose stage: MoveNet's crop that follows the person, and keypoints ->
+//! per-frame features for an action head.
+//!
+//! # Crop tracking ([`CropTracker`])
+//!
+//! MoveNet sees a 192x192 image. A whole 768x576 street scene squeezed to
+//! that leaves people ~15 px tall; MoveNet's own answer (the TF Hub
+//! tutorial's `determine_crop_region`) is to look next at a square around
+//! the person it found in this frame. That square is stream state, like an
+//! LSTM's `h`: carried from frame to frame, reset at a discontinuity (the
+//! next frame is then seen whole), never shared between streams. The
+//! reference is `scripts/pose/track.py`; in pixels:
+//!
+//! * no previous person (first frame, after a reset, or its torso was not
+//!   seen: no hip or no shoulder with score > [`MIN_SCORE`]): the whole
+//!   frame padded to a square, side `max(W, H)`, centred;
+//! * otherwise the square is centred on the previous hip midpoint, half side
+//!   `max(1.9 torso, 1.2 body, 8 px)` (`torso`: the largest `|dy|` or `|dx|`
+//!   of the shoulders and hips from the centre; `body`: the same over every
+//!   keypoint with score > [`MIN_SCORE`]), at most the largest distance from
+//!   the centre to a frame edge; a square larger than the frame falls back
+//!   to the whole frame.
+//!
+//! The square is resampled by [`crate::features::video::Preprocessor::process_region`]
+//! (black outside the frame), and MoveNet's `(y, x)` in `[0, 1]` of the
+//! square map back to frame pixels ([`CropTracker::to_frame`]). With several
+//! people, MoveNet picks one in the whole frame and the crop then keeps to
+//! that one while it stays found; when two cross, the crop may move to the
+//! other (one person is followed, not identified).
+//!
+//! # Features ([`PoseFeatures`])
 //!
 //! The definition is `features()` in `scripts/pose/train_head.py`, which the
 //! head is trained on; `tests/pose.rs` pins this module to it. For each
@@ -20,6 +49,9 @@
 //! The previous frame is stream state: [`PoseFeatures::reset`] at a
 //! discontinuity (a new file, dropped frames, a lost person).
 
+use crate::features::video::{Preprocessor, Region};
+use crate::source::video::Frame;
+
 /// COCO keypoints per frame.
 pub const KEYPOINTS: usize = 17;
 /// Values per frame in: `(y, x, score)` per keypoint.
@@ -33,6 +65,199 @@ const L_SHOULDER: usize = 5;
 const R_SHOULDER: usize = 6;
 const L_HIP: usize = 11;
 const R_HIP: usize = 12;
+
+/// `[pose]` of a video bundle: the embedder is a MoveNet-style pose model
+/// (one frame in, [`INPUT_LEN`] values out) and its keypoints become
+/// [`FEATURE_LEN`] features per step for the `[sequence]` model.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoseSection {
+    /// Follow the person with MoveNet's crop (default `true`); `false` sees
+    /// every frame through `[video]`'s fixed geometry.
+    #[serde(default = "yes")]
+    pub track: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for PoseSection {
+    fn default() -> Self {
+        Self { track: true }
+    }
+}
+
+/// One stream's pose stage: the crop it looks at, keypoints back in frame
+/// pixels, features for the head. Between the preprocessing and the
+/// embedder ([`PoseStage::prepare`]) and after it ([`PoseStage::keypoints`],
+/// [`PoseStage::features`]).
+#[derive(Debug, Clone)]
+pub struct PoseStage {
+    track: bool,
+    tracker: CropTracker,
+    feats: PoseFeatures,
+    /// The region of the frame most recently prepared.
+    region: Region,
+}
+
+impl PoseStage {
+    /// A stream at its start.
+    pub fn new(section: &PoseSection) -> Self {
+        Self {
+            track: section.track,
+            tracker: CropTracker::new(),
+            feats: PoseFeatures::new(),
+            region: Region {
+                left: 0.0,
+                top: 0.0,
+                width: 1.0,
+                height: 1.0,
+            },
+        }
+    }
+
+    /// Does the next frame's input depend on this frame's output? Then the
+    /// embedder must run each frame before the next is prepared (batch 1).
+    pub fn tracks(&self) -> bool {
+        self.track
+    }
+
+    /// Appends the model input of `frame` to `out`: the tracked crop, or
+    /// `prep`'s own geometry.
+    pub fn prepare(&mut self, prep: &mut Preprocessor, frame: &Frame, out: &mut Vec<f32>) {
+        if self.track {
+            self.region = self.tracker.region(frame.width, frame.height);
+            prep.process_region(frame, self.region, out);
+        } else {
+            self.region = prep.source_region(frame.width, frame.height);
+            prep.process(frame, out);
+        }
+    }
+
+    /// The model's keypoints of the frame last prepared, `(y, x, score)` in
+    /// `[0, 1]` of the model input, to frame pixels in `out`; the tracker
+    /// remembers them.
+    ///
+    /// # Panics
+    /// If `kp` or `out` is not [`INPUT_LEN`] long.
+    pub fn keypoints(&mut self, kp: &[f32], out: &mut [f32]) {
+        self.tracker.to_frame(kp, self.region, out);
+    }
+
+    /// [`PoseStage::keypoints`] in place on rows of [`INPUT_LEN`] values
+    /// (the embedder's output for consecutive frames, all of the same size).
+    pub fn keypoints_in_place(&mut self, rows: &mut [f32]) {
+        let mut px = [0f32; INPUT_LEN];
+        for kp in rows.chunks_exact_mut(INPUT_LEN) {
+            self.keypoints(kp, &mut px);
+            kp.copy_from_slice(&px);
+        }
+    }
+
+    /// [`PoseFeatures::push`] on keypoints in pixels.
+    ///
+    /// # Panics
+    /// As [`PoseFeatures::push`].
+    pub fn features(&mut self, px: &[f32], out: &mut [f32]) {
+        self.feats.push(px, out);
+    }
+
+    /// A discontinuity: the next frame is seen whole, its velocities are 0.
+    pub fn reset(&mut self) {
+        self.tracker.reset();
+        self.feats.reset();
+    }
+}
+
+/// Smallest half side of a tracked crop, pixels.
+pub const MIN_HALF: f64 = 8.0;
+
+/// One stream's crop region state: the previous frame's keypoints (pixels).
+#[derive(Debug, Clone, Default)]
+pub struct CropTracker {
+    prev: Option<[f32; INPUT_LEN]>,
+}
+
+impl CropTracker {
+    /// A stream at its start: the first frame is seen whole.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Forgets the person: the next frame is seen whole.
+    pub fn reset(&mut self) {
+        self.prev = None;
+    }
+
+    /// The whole `w` x `h` frame padded to a centred square.
+    pub fn full_region(w: u32, h: u32) -> Region {
+        let side = f64::from(w.max(h));
+        Region {
+            left: (f64::from(w) - side) / 2.0,
+            top: (f64::from(h) - side) / 2.0,
+            width: side,
+            height: side,
+        }
+    }
+
+    /// The square to look at in the next `w` x `h` frame (see the [module
+    /// documentation](self)).
+    pub fn region(&self, w: u32, h: u32) -> Region {
+        let Some(kp) = &self.prev else {
+            return Self::full_region(w, h);
+        };
+        let s = |k: usize| kp[3 * k + 2];
+        let seen = |a: usize, b: usize| s(a) > MIN_SCORE || s(b) > MIN_SCORE;
+        if !(seen(L_HIP, R_HIP) && seen(L_SHOULDER, R_SHOULDER)) {
+            return Self::full_region(w, h);
+        }
+        let y = |k: usize| f64::from(kp[3 * k]);
+        let x = |k: usize| f64::from(kp[3 * k + 1]);
+        let cy = (y(L_HIP) + y(R_HIP)) / 2.0;
+        let cx = (x(L_HIP) + x(R_HIP)) / 2.0;
+        let reach = |k: usize| (cy - y(k)).abs().max((cx - x(k)).abs());
+        let torso = [L_SHOULDER, R_SHOULDER, L_HIP, R_HIP]
+            .into_iter()
+            .map(reach)
+            .fold(0.0, f64::max);
+        let body = (0..KEYPOINTS)
+            .filter(|&k| s(k) > MIN_SCORE)
+            .map(reach)
+            .fold(0.0, f64::max);
+        let (fw, fh) = (f64::from(w), f64::from(h));
+        let half = (1.9 * torso).max(1.2 * body).max(MIN_HALF);
+        let half = half.min(cx.max(fw - cx).max(cy).max(fh - cy));
+        if !half.is_finite() || 2.0 * half >= fw.max(fh) {
+            return Self::full_region(w, h);
+        }
+        Region {
+            left: cx - half,
+            top: cy - half,
+            width: 2.0 * half,
+            height: 2.0 * half,
+        }
+    }
+
+    /// Maps the model's keypoints on `region` (`(y, x, score)`, y and x in
+    /// `[0, 1]` of the region) to frame pixels in `out`, and remembers them
+    /// for the next [`CropTracker::region`].
+    ///
+    /// # Panics
+    /// If `kp` or `out` is not [`INPUT_LEN`] long.
+    pub fn to_frame(&mut self, kp: &[f32], region: Region, out: &mut [f32]) {
+        assert_eq!(kp.len(), INPUT_LEN, "keypoints per frame");
+        assert_eq!(out.len(), INPUT_LEN, "keypoints per frame");
+        let mut prev = [0f32; INPUT_LEN];
+        for k in 0..KEYPOINTS {
+            prev[3 * k] = (region.top + f64::from(kp[3 * k]) * region.height) as f32;
+            prev[3 * k + 1] = (region.left + f64::from(kp[3 * k + 1]) * region.width) as f32;
+            prev[3 * k + 2] = kp[3 * k + 2];
+        }
+        out.copy_from_slice(&prev);
+        self.prev = Some(prev);
+    }
+}
 
 /// One stream's pose feature state: the previous frame.
 #[derive(Debug, Clone, Default)]

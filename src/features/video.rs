@@ -239,6 +239,41 @@ impl Axis {
         axis
     }
 
+    /// Refills `self` with the weights of a resample of the source span `[origin, origin +
+    /// extent)` (pixels, may reach past `0 .. in_size`) to `out_size` pixels: output `o` centred
+    /// at `origin + (o + 0.5) * scale`, the same triangle as [`Axis::new`], normalised over every
+    /// tap, then the taps outside the frame dropped (zero padding: black outside). Reuses the
+    /// buffers: no allocation once they have grown.
+    fn set_region(&mut self, in_size: u32, origin: f64, extent: f64, out_size: u32) {
+        let scale = extent / f64::from(out_size);
+        let filterscale = scale.max(1.0);
+        let support = filterscale;
+        self.taps = (support * 2.0).ceil() as usize + 2;
+        self.start.clear();
+        self.len.clear();
+        self.weights.clear();
+        self.weights.resize(self.taps * out_size as usize, 0.0);
+        let tri = |x: i64, centre: f64| {
+            let t = (x as f64 - centre + 0.5) / filterscale;
+            (1.0 - t.abs()).max(0.0)
+        };
+        for o in 0..out_size as usize {
+            let centre = origin + (o as f64 + 0.5) * scale;
+            let lo = (centre - support + 0.5).floor() as i64;
+            let hi = (centre + support + 0.5).floor() as i64;
+            let total: f64 = (lo..hi).map(|x| tri(x, centre)).sum();
+            let total = if total != 0.0 { total } else { 1.0 };
+            let a = lo.clamp(0, i64::from(in_size));
+            let b = hi.clamp(0, i64::from(in_size));
+            let n = ((b - a) as usize).min(self.taps);
+            for j in 0..n {
+                self.weights[o * self.taps + j] = (tri(a + j as i64, centre) / total) as f32;
+            }
+            self.start.push(a as usize);
+            self.len.push(n);
+        }
+    }
+
     fn taps_of(&self, o: usize) -> (usize, &[f32]) {
         let w = &self.weights[o * self.taps..o * self.taps + self.len[o]];
         (self.start[o], w)
@@ -262,11 +297,42 @@ struct Plan {
     acc: Vec<f32>,
 }
 
+impl Plan {
+    /// Sets the input rows the vertical pass reads and sizes the horizontal pass's buffer.
+    fn fit_rows(&mut self, width: u32) {
+        let v = &self.vert;
+        self.row0 = v.start.iter().copied().min().unwrap_or(0);
+        let row1 = (0..v.start.len())
+            .map(|o| v.start[o] + v.len[o])
+            .max()
+            .unwrap_or(0);
+        self.rows = row1.saturating_sub(self.row0);
+        self.tmp.resize(self.rows * width as usize * 3, 0.0);
+    }
+}
+
+/// A rectangle of the source frame in pixels (`left`, `top` of its corner, may be negative;
+/// it may reach past the frame, which reads as black there). See
+/// [`Preprocessor::process_region`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Region {
+    /// Left edge, pixels from the frame's left.
+    pub left: f64,
+    /// Top edge, pixels from the frame's top.
+    pub top: f64,
+    /// Width in pixels.
+    pub width: f64,
+    /// Height in pixels.
+    pub height: f64,
+}
+
 /// Turns frames into model input tensors (see the [module documentation](self)).
 #[derive(Debug, Clone)]
 pub struct Preprocessor {
     cfg: VideoConfig,
     plan: Option<Plan>,
+    /// Buffers of [`Preprocessor::process_region`].
+    region_plan: Option<Box<Plan>>,
 }
 
 impl Preprocessor {
@@ -279,6 +345,7 @@ impl Preprocessor {
         Ok(Self {
             cfg: cfg.clone(),
             plan: None,
+            region_plan: None,
         })
     }
 
@@ -295,26 +362,73 @@ impl Preprocessor {
         if stale {
             let c = &self.cfg;
             let (rw, rh, left, top) = resized_geometry(in_w, in_h, c.width, c.height, c.resize);
-            let horiz = Axis::new(in_w, rw, left, c.width);
-            let vert = Axis::new(in_h, rh, top, c.height);
-            let row0 = vert.start.iter().copied().min().unwrap_or(0);
-            let row1 = (0..vert.start.len())
-                .map(|o| vert.start[o] + vert.len[o])
-                .max()
-                .unwrap_or(0);
-            let rows = row1.saturating_sub(row0);
-            self.plan = Some(Plan {
+            let mut plan = Plan {
                 in_w,
                 in_h,
-                row0,
-                rows,
-                tmp: vec![0.0; rows * c.width as usize * 3],
+                row0: 0,
+                rows: 0,
+                tmp: Vec::new(),
                 acc: vec![0.0; c.width as usize * 3],
-                horiz,
-                vert,
-            });
+                horiz: Axis::new(in_w, rw, left, c.width),
+                vert: Axis::new(in_h, rh, top, c.height),
+            };
+            plan.fit_rows(c.width);
+            self.plan = Some(plan);
         }
         self.plan.as_mut().expect("plan was just made")
+    }
+
+    /// The part of a `in_w` x `in_h` frame that [`Preprocessor::process`] shows the model, in
+    /// source pixels (to map model coordinates back to the frame).
+    pub fn source_region(&self, in_w: u32, in_h: u32) -> Region {
+        let c = &self.cfg;
+        let (rw, rh, left, top) = resized_geometry(in_w, in_h, c.width, c.height, c.resize);
+        let (sx, sy) = (
+            f64::from(in_w) / f64::from(rw),
+            f64::from(in_h) / f64::from(rh),
+        );
+        Region {
+            left: f64::from(left) * sx,
+            top: f64::from(top) * sy,
+            width: f64::from(c.width) * sx,
+            height: f64::from(c.height) * sy,
+        }
+    }
+
+    /// Appends the model input of `region` of the frame (see [`Region`]) to `out`: the same
+    /// filter, channel order, normalisation and layout as [`Preprocessor::process`], with the
+    /// geometry given instead of `resize`. The weights are recomputed on every call into reused
+    /// buffers (the region moves from frame to frame).
+    ///
+    /// # Panics
+    /// As [`Preprocessor::process`], and if the region is not finite and positive.
+    pub fn process_region(&mut self, frame: &Frame, region: Region, out: &mut Vec<f32>) {
+        assert!(
+            [region.left, region.top, region.width, region.height]
+                .iter()
+                .all(|v| v.is_finite())
+                && region.width > 0.0
+                && region.height > 0.0,
+            "bad region {region:?}"
+        );
+        let (in_w, in_h) = check_frame(frame);
+        let (tw, th) = (self.cfg.width, self.cfg.height);
+        let plan = self.region_plan.get_or_insert_with(|| Box::new(Plan {
+            in_w,
+            in_h,
+            row0: 0,
+            rows: 0,
+            tmp: Vec::new(),
+            acc: vec![0.0; tw as usize * 3],
+            horiz: Axis::new(1, 1, 0, 0),
+            vert: Axis::new(1, 1, 0, 0),
+        }));
+        plan.in_w = in_w;
+        plan.in_h = in_h;
+        plan.horiz.set_region(in_w, region.left, region.width, tw);
+        plan.vert.set_region(in_h, region.top, region.height, th);
+        plan.fit_rows(tw);
+        run_plan(&self.cfg, plan, frame, out);
     }
 
     /// Appends the frame's model input ([`VideoConfig::tensor_len`] values, in the configured
@@ -323,66 +437,78 @@ impl Preprocessor {
     /// # Panics
     /// If `frame.rgb` is shorter than `width * height * 3` or the frame is empty.
     pub fn process(&mut self, frame: &Frame, out: &mut Vec<f32>) {
-        let (in_w, in_h) = (frame.width, frame.height);
-        assert!(in_w > 0 && in_h > 0, "empty frame");
-        let stride = in_w as usize * 3;
-        assert!(
-            frame.rgb.len() >= stride * in_h as usize,
-            "frame buffer holds {} bytes, {in_w}x{in_h} RGB needs {}",
-            frame.rgb.len(),
-            stride * in_h as usize
-        );
-        let (tw, th) = (self.cfg.width as usize, self.cfg.height as usize);
-        let swap = self.cfg.channels == ChannelOrder::Bgr;
-        let layout = self.cfg.layout;
-        let mean = self.cfg.mean;
-        let std = self.cfg.std;
-        let plan = self.plan_for(in_w, in_h);
+        let (in_w, in_h) = check_frame(frame);
+        self.plan_for(in_w, in_h);
+        let plan = self.plan.as_mut().expect("plan was just made");
+        run_plan(&self.cfg, plan, frame, out);
+    }
+}
 
-        // Horizontal pass over the rows the vertical pass needs.
-        for r in 0..plan.rows {
-            let src = &frame.rgb[(plan.row0 + r) * stride..(plan.row0 + r + 1) * stride];
-            let dst = &mut plan.tmp[r * tw * 3..(r + 1) * tw * 3];
-            for (o, d) in dst.chunks_exact_mut(3).enumerate() {
-                let (start, w) = plan.horiz.taps_of(o);
-                let px = &src[start * 3..(start + w.len()) * 3];
-                let (mut a, mut b, mut c) = (0.0f32, 0.0f32, 0.0f32);
-                for (wk, p) in w.iter().zip(px.chunks_exact(3)) {
-                    a += wk * f32::from(p[0]);
-                    b += wk * f32::from(p[1]);
-                    c += wk * f32::from(p[2]);
-                }
-                d[0] = a;
-                d[1] = b;
-                d[2] = c;
+/// The frame's size, after checking that its buffer holds it.
+fn check_frame(frame: &Frame) -> (u32, u32) {
+    let (in_w, in_h) = (frame.width, frame.height);
+    assert!(in_w > 0 && in_h > 0, "empty frame");
+    let need = in_w as usize * 3 * in_h as usize;
+    assert!(
+        frame.rgb.len() >= need,
+        "frame buffer holds {} bytes, {in_w}x{in_h} RGB needs {need}",
+        frame.rgb.len(),
+    );
+    (in_w, in_h)
+}
+
+/// The two passes, normalisation and layout of one frame through `plan`.
+fn run_plan(cfg: &VideoConfig, plan: &mut Plan, frame: &Frame, out: &mut Vec<f32>) {
+    let stride = frame.width as usize * 3;
+    let (tw, th) = (cfg.width as usize, cfg.height as usize);
+    let swap = cfg.channels == ChannelOrder::Bgr;
+    let layout = cfg.layout;
+    let mean = cfg.mean;
+    let std = cfg.std;
+
+    // Horizontal pass over the rows the vertical pass needs.
+    for r in 0..plan.rows {
+        let src = &frame.rgb[(plan.row0 + r) * stride..(plan.row0 + r + 1) * stride];
+        let dst = &mut plan.tmp[r * tw * 3..(r + 1) * tw * 3];
+        for (o, d) in dst.chunks_exact_mut(3).enumerate() {
+            let (start, w) = plan.horiz.taps_of(o);
+            let px = &src[start * 3..(start + w.len()) * 3];
+            let (mut a, mut b, mut c) = (0.0f32, 0.0f32, 0.0f32);
+            for (wk, p) in w.iter().zip(px.chunks_exact(3)) {
+                a += wk * f32::from(p[0]);
+                b += wk * f32::from(p[1]);
+                c += wk * f32::from(p[2]);
+            }
+            d[0] = a;
+            d[1] = b;
+            d[2] = c;
+        }
+    }
+
+    // Vertical pass, normalisation and layout.
+    let base = out.len();
+    out.resize(base + 3 * tw * th, 0.0);
+    let dst = &mut out[base..];
+    let plane = tw * th;
+    for oy in 0..th {
+        let (start, w) = plan.vert.taps_of(oy);
+        plan.acc.fill(0.0);
+        for (k, wk) in w.iter().enumerate() {
+            let r = start + k - plan.row0;
+            let row = &plan.tmp[r * tw * 3..(r + 1) * tw * 3];
+            for (a, v) in plan.acc.iter_mut().zip(row) {
+                *a += wk * v;
             }
         }
-
-        // Vertical pass, normalisation and layout.
-        let base = out.len();
-        out.resize(base + 3 * tw * th, 0.0);
-        let dst = &mut out[base..];
-        let plane = tw * th;
-        for oy in 0..th {
-            let (start, w) = plan.vert.taps_of(oy);
-            plan.acc.fill(0.0);
-            for (k, wk) in w.iter().enumerate() {
-                let r = start + k - plan.row0;
-                let row = &plan.tmp[r * tw * 3..(r + 1) * tw * 3];
-                for (a, v) in plan.acc.iter_mut().zip(row) {
-                    *a += wk * v;
-                }
-            }
-            for ox in 0..tw {
-                for c in 0..3 {
-                    let src_c = if swap { 2 - c } else { c };
-                    let v = (plan.acc[ox * 3 + src_c] - mean[c]) / std[c];
-                    let i = match layout {
-                        Layout::Nchw => c * plane + oy * tw + ox,
-                        Layout::Nhwc => (oy * tw + ox) * 3 + c,
-                    };
-                    dst[i] = v;
-                }
+        for ox in 0..tw {
+            for c in 0..3 {
+                let src_c = if swap { 2 - c } else { c };
+                let v = (plan.acc[ox * 3 + src_c] - mean[c]) / std[c];
+                let i = match layout {
+                    Layout::Nchw => c * plane + oy * tw + ox,
+                    Layout::Nhwc => (oy * tw + ox) * 3 + c,
+                };
+                dst[i] = v;
             }
         }
     }
