@@ -615,4 +615,29 @@ onnx = "m.onnx"
         let no_embedder = format!("{}{}", &VIDEO[..cut], "[sequence]\nonnx = \"m.onnx\"\n");
         assert_eq!(key_of(&no_embedder), "embedder");
     }
+
+    #[test]
+    fn pose_section_and_its_errors() {
+        let pose = format!("{VIDEO}[pose]\n");
+        assert_eq!(
+            parse(&pose).unwrap().pose,
+            Some(PoseSection { track: true })
+        );
+        let off = format!("{VIDEO}[pose]\ntrack = false\n");
+        assert_eq!(
+            parse(&off).unwrap().pose,
+            Some(PoseSection { track: false })
+        );
+        assert_eq!(parse(VIDEO).unwrap().pose, None);
+        assert_eq!(
+            key_of(&format!("{VIDEO}[pose]\ntrak = true\n")),
+            "pose.trak"
+        );
+        // one frame per step
+        let windowed = pose.replace("batch = 4", "batch = 4\nwindow = 2");
+        assert_eq!(key_of(&windowed), "embedder.window");
+        // not for audio
+        let audio = format!("{GOOD}[pose]\n");
+        assert_eq!(key_of(&audio), "pose");
+    }
 }

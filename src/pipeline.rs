@@ -270,7 +270,11 @@ impl Recognizer {
                     prep: Preprocessor::new(v)?,
                     decim: Decimator::new(v, 1.0 / self.frame_period_s),
                     cfg: v.clone(),
-                    pose: self.bundle.pose.as_ref().map(|p| Box::new(PoseStage::new(p))),
+                    pose: self
+                        .bundle
+                        .pose
+                        .as_ref()
+                        .map(|p| Box::new(PoseStage::new(p))),
                 },
                 v.tensor_len(),
             ),

@@ -188,7 +188,8 @@ fn tracked_crop_resampling_matches_the_reference() {
         prep.process_region(&frame, region, &mut got);
         let want = &want.data[k * 4800..(k + 1) * 4800];
         let d = max_abs_diff(&got, want);
-        assert!(d < 2e-3, "crop {k}: {d} (0..255 units)");
+        eprintln!("crop {k}: {d:.2e} (0..255 units)");
+        assert!(d < 5e-4, "crop {k}: {d} (0..255 units)");
         // The part outside the frame is black: the top-left output pixel of
         // the first square lies above and left of the frame.
         assert_eq!(&got[..3], &[0.0, 0.0, 0.0]);
@@ -270,8 +271,9 @@ fn seqrec_embed_with_pose_tracking_follows_the_reference() {
     assert_eq!(got.shape, [4, 51]);
     assert_eq!(want.shape, [4, 51]);
     let d0 = max_abs_diff(&got.data[..51], &want.data[..51]);
-    assert!(d0 < 0.02, "first frame: {d0}");
     let d = max_abs_diff(&got.data, &want.data);
+    eprintln!("first frame {d0:.2e}, all four {d:.2e}");
+    assert!(d0 < 0.02, "first frame: {d0}");
     assert!(
         d < 1.0,
         "keypoints differ from track.py by {d} (pixels or score)"
@@ -282,5 +284,101 @@ fn seqrec_embed_with_pose_tracking_follows_the_reference() {
         "{} {}",
         mean_score(0),
         mean_score(1)
+    );
+}
+
+/// The action head (`models/pose-action/pose_head.onnx`, LSTM 28 -> 32 ->
+/// 10 with softmax) on both sequence backends equals onnxruntime's
+/// posteriors on the same features (`train_head.py --export`: the features
+/// of two rendered takes joined, walk then punch, 60 steps with the state
+/// carried).
+#[test]
+fn pose_head_matches_onnxruntime_on_both_backends() {
+    use seqrec::bundle::{Backend, Bundle};
+    use seqrec::pipeline::Recognizer;
+    let x = seqrec::npy::read_f32(root().join("fixtures/pose/head.in.npy")).unwrap();
+    let want = seqrec::npy::read_f32(root().join("fixtures/pose/head.out.npy")).unwrap();
+    let f = seqrec::features::pose::FEATURE_LEN;
+    assert_eq!(x.shape[1], f);
+    for backend in [Backend::Native, Backend::Ort] {
+        let mut b = Bundle::load(root().join("models/pose-action")).unwrap();
+        b.sequence.as_mut().unwrap().backend = backend;
+        let rec = Recognizer::new(b).unwrap();
+        let mut s = rec.model().stream().unwrap();
+        let mut y = Vec::new();
+        // in uneven chunks: the state is carried across calls
+        let mut pos = 0;
+        for n in [1usize, 7, 22, 30].iter().cycle() {
+            if pos >= x.shape[0] {
+                break;
+            }
+            let n = (*n).min(x.shape[0] - pos);
+            s.process(&x.data[pos * f..(pos + n) * f], &mut y).unwrap();
+            pos += n;
+        }
+        assert_eq!(y.len(), want.data.len());
+        let d = max_abs_diff(&y, &want.data);
+        eprintln!("{backend:?}: {d:.2e}");
+        assert!(d < 1e-5, "{backend:?}: posteriors differ by {d}");
+    }
+}
+
+/// The whole path, frames to posteriors, through the `models/pose-action`
+/// bundle on the four vtest frames (a folder at 10 fps, vtest's rate, so
+/// the bundle's 15 fps cap keeps them all): keypoints in pixels as
+/// `track.py`, posteriors as onnxruntime's head on the Python features of
+/// those keypoints (`make_head_refs.py`). Loose bounds: the tracked crop
+/// makes MoveNet's argmax decoding jump by tenths of a pixel (see above).
+#[test]
+fn pose_action_bundle_runs_frames_to_posteriors_like_the_reference() {
+    use seqrec::bundle::Bundle;
+    use seqrec::pipeline::{Output, Recognizer, process_video};
+    let rec = Recognizer::new(Bundle::load(root().join("models/pose-action")).unwrap()).unwrap();
+    let mut p = rec.stream().unwrap();
+    let mut src =
+        seqrec::source::video::open(&root().join("fixtures/pose/vtest_walk"), Some(10.0)).unwrap();
+    let out = Output {
+        keep_posteriors: true,
+        keep_embeddings: true,
+        ..Output::default()
+    };
+    let r = process_video(&mut p, src.as_mut(), out).unwrap();
+    let kp = seqrec::npy::read_f32(root().join("fixtures/pose/vtest_walk.track.npy")).unwrap();
+    let want =
+        seqrec::npy::read_f32(root().join("fixtures/pose/vtest_walk.posteriors.npy")).unwrap();
+    assert_eq!(r.output.embeddings.len(), kp.data.len());
+    assert!(max_abs_diff(&r.output.embeddings, &kp.data) < 1.0);
+    assert_eq!(r.output.posteriors.len(), want.data.len());
+    let d = max_abs_diff(&r.output.posteriors, &want.data);
+    eprintln!("posteriors vs reference: {d:.2e}");
+    // Measured 1.6e-3 (2.7e-3 through the release binary).
+    assert!(d < 0.02, "posteriors differ from the reference by {d}");
+}
+
+/// `[pose]` with an embedder that does not give 17 keypoints (here
+/// EfficientNet-Lite0's 1280 features) is refused at load, naming the
+/// section, the model and the sizes.
+#[test]
+fn a_pose_bundle_with_a_non_pose_embedder_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = root().join("models");
+    let manifest = format!(
+        "name = \"t\"\nkind = \"video\"\nlabels = [\"a\", \"b\", \"c\", \"d\", \"e\", \"f\", \"g\"]\n\
+         [video]\nwidth = 224\nheight = 224\n\
+         [embedder]\nonnx = {:?}\nbatch = 1\n[pose]\n\
+         [sequence]\nonnx = {:?}\nstate = [[\"h0\", \"hn\"], [\"c0\", \"cn\"]]\n",
+        m.join("action/efficientnet_lite0_features.onnx")
+            .to_str()
+            .unwrap(),
+        m.join("pose-action/pose_head.onnx").to_str().unwrap()
+    );
+    std::fs::write(dir.path().join("bundle.toml"), manifest).unwrap();
+    let b = seqrec::bundle::Bundle::load(dir.path()).unwrap();
+    let e = seqrec::pipeline::Recognizer::new(b)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("pose") && e.contains("51") && e.contains("1280"),
+        "{e}"
     );
 }

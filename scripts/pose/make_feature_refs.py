@@ -2,7 +2,7 @@
 """Reference for src/features/pose.rs: fixtures/pose/features.in.npy ([40, 51]: MoveNet-format
 keypoints (y, x, score), a projected DeepMimic walk with detector-like noise, dropped joints and
 scores near the threshold,
-in [0, 1] of a square image) and features.out.npy ([40, 87]: train_head.features() on them).
+in [0, 1] of a square image) and features.out.npy ([40, 28]: train_head.features() on them).
 
     /work/venv-genre/bin/python scripts/pose/make_feature_refs.py PYBULLET_DATA
 """

@@ -9,7 +9,8 @@ Per source (train_head.load_sources) N takes of 3 s, each with its own random ca
 elevation -6..29 deg, 3-9 m, focal 1.0-2.2 on a 320x240 frame, mirrored half the time), speed
 (0.8-1.25x), frame rate (8-16 fps), figure look and background (render.py). `idle` takes: a frozen
 frame of train_head.IDLE_FROM with a slow sway. Writes OUT_DIR/<source>.npz with `kp` [N, T, 51]
-(y, x, score in pixels, as seqrec's pose stage gives them), `label` [N, T] (-1 ungraded) and `fps` [N].
+(y, x, score in pixels, as seqrec's pose stage gives them), `label` [N, T] (indices into `labels`,
+-1 ungraded, -2 past the take's end) and `fps` [N].
 ~40 ms per frame per job (rendering, resampling, MoveNet on one thread).
 """
 import os
@@ -61,7 +62,7 @@ def work(args):
         kp[i, : len(k)] = k
         lab[i, : len(y)] = y
     fps = np.array([t[2] for t in takes])
-    np.savez(os.path.join(out, f"{name}.npz"), kp=kp, label=lab, fps=fps)
+    np.savez(os.path.join(out, f"{name}.npz"), kp=kp, label=lab, fps=fps, labels=np.array(th.LABELS))
     s = kp[..., 2::3][lab >= 0]
     return f"{name:24s} {n} takes, mean score {s.mean() if s.size else 0:.2f}"
 

@@ -413,16 +413,18 @@ impl Preprocessor {
         );
         let (in_w, in_h) = check_frame(frame);
         let (tw, th) = (self.cfg.width, self.cfg.height);
-        let plan = self.region_plan.get_or_insert_with(|| Box::new(Plan {
-            in_w,
-            in_h,
-            row0: 0,
-            rows: 0,
-            tmp: Vec::new(),
-            acc: vec![0.0; tw as usize * 3],
-            horiz: Axis::new(1, 1, 0, 0),
-            vert: Axis::new(1, 1, 0, 0),
-        }));
+        let plan = self.region_plan.get_or_insert_with(|| {
+            Box::new(Plan {
+                in_w,
+                in_h,
+                row0: 0,
+                rows: 0,
+                tmp: Vec::new(),
+                acc: vec![0.0; tw as usize * 3],
+                horiz: Axis::new(1, 1, 0, 0),
+                vert: Axis::new(1, 1, 0, 0),
+            })
+        });
         plan.in_w = in_w;
         plan.in_h = in_h;
         plan.horiz.set_region(in_w, region.left, region.width, tw);
