@@ -22,18 +22,7 @@ import train_head as th  # noqa: E402
 
 
 def raw(uv, score):
-    ok = score >= th.MIN_SCORE
-    hip, sh = uv[:, 11:13].mean(1), uv[:, 5:7].mean(1)
-    torso = np.maximum(np.linalg.norm(sh - hip, axis=-1), 1e-3)[:, None]
-    rel = (uv - hip[:, None]) / torso[..., None]
-    rel[~ok] = 0.0
-    vel = np.zeros_like(rel)
-    vel[1:] = rel[1:] - rel[:-1]
-    both = np.zeros_like(ok)
-    both[1:] = ok[1:] & ok[:-1]
-    vel[~both] = 0.0
-    hv = np.zeros_like(hip)
-    hv[1:] = (hip[1:] - hip[:-1]) / torso[1:]
+    ok, _, _, _, rel, vel, hv = th.normalised(uv, score)
     return np.concatenate([rel.reshape(len(uv), -1), vel.reshape(len(uv), -1), hv, ok], 1)
 
 

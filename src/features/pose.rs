@@ -53,8 +53,8 @@
 //! mirrored camera, or MoveNet swapping the sides of a person seen from the
 //! side, changes nothing) and few: with one or two motion-capture clips per
 //! action, a head on the 68 raw coordinates and velocities learns the clip;
-//! on 2 s windows held out by source a linear probe reaches 0.50 / 0.36
-//! (clean / rendered) with these, 0.40 / 0.29 with the raw ones
+//! on 2 s windows held out by source a linear probe reaches 0.60 / 0.41
+//! (clean / rendered) with these, 0.44 / 0.35 with the raw ones
 //! (`scripts/pose/probe_features.py`). Which joints are seen enters as a
 //! share, not the scores: their level differs between MoveNet on real
 //! video, on rendered figures and simulated detections.
