@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what seqrec needs on a Debian/Ubuntu machine with Rust and Python 3:
 #   - system packages (pkg-config and libasound2-dev to build cpal, libclang-dev to build the
-#     camera bindings (nokhwa/v4l), ffmpeg to read video; others with --test),
+#     camera bindings (nokhwa/v4l), ffmpeg to read video, the OpenGL/EGL, xkbcommon and X
+#     cursor/randr/input libraries `live --window` loads at run time; others with --test),
 #   - ONNX Runtime 1.31.1, unpacked from the onnxruntime PyPI wheel into .ort/ (no other download).
 # Idempotent: installs only what is missing. As root it uses apt-get; otherwise it
 # prints the exact command to run and stops.
@@ -10,10 +11,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-want=(pkg-config libasound2-dev libclang-dev ffmpeg)
+want=(pkg-config libasound2-dev libclang-dev ffmpeg
+  libgl1 libegl1 libgl1-mesa-dri libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6)
 if [[ "${1:-}" == "--test" ]]; then
-  # pulseaudio & co: the live microphone test.
-  want+=(pulseaudio pulseaudio-utils libasound2-plugins)
+  # pulseaudio & co: the live microphone test; xvfb: the window tests (Mesa software GL).
+  want+=(pulseaudio pulseaudio-utils libasound2-plugins xvfb)
 fi
 
 missing=()

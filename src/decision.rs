@@ -537,6 +537,25 @@ impl Decider {
         self.frame = 0;
     }
 
+    /// Changes the per-label thresholds while the stream runs (a live
+    /// display's slider). Values are clamped to [0, 1] and each `off` to at
+    /// most its `on`; labels past the end of a slice keep theirs. From the
+    /// next frame on, events start at the new `on` and open ones end at the
+    /// new `off`.
+    pub fn set_thresholds(&mut self, on: &[f32], off: &[f32]) {
+        for i in 0..self.n_labels {
+            if let Some(&v) = on.get(i) {
+                self.on[i] = v.clamp(0.0, 1.0);
+            }
+            if let Some(&v) = off.get(i) {
+                self.off[i] = v.clamp(0.0, 1.0);
+            }
+            self.off[i] = self.off[i].min(self.on[i]);
+        }
+        self.cfg.on.clone_from(&self.on);
+        self.cfg.off.clone_from(&self.off);
+    }
+
     /// Number of frames pushed since the last reset.
     pub fn frames(&self) -> u64 {
         self.frame

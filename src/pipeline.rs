@@ -589,6 +589,18 @@ impl StreamProcessor {
         &self.stats
     }
 
+    /// Changes the decision thresholds while the stream runs (see
+    /// [`Decider::set_thresholds`]); the current ones are
+    /// `decision_config().on` / `.off`.
+    pub fn set_thresholds(&mut self, on: &[f32], off: &[f32]) {
+        self.decider.set_thresholds(on, off);
+    }
+
+    /// The decision settings in force (thresholds as last set).
+    pub fn decision_config(&self) -> &DecisionConfig {
+        self.decider.config()
+    }
+
     /// Smoothed scores of the most recent frame (for live displays).
     pub fn last_scores(&self) -> &[f32] {
         self.decider.last_smoothed()

@@ -282,3 +282,141 @@ fn live_stops_with_a_clear_error_when_the_device_goes_away() {
 }
 
 static LIVE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The X display the window tests draw on: `scripts/test.sh` starts Xvfb
+/// (Mesa's software OpenGL) and sets `DISPLAY` and `SEQREC_REQUIRE_DISPLAY=1`.
+/// `None` (skipped) without a display, unless that is required.
+fn display() -> Option<String> {
+    match std::env::var("DISPLAY") {
+        Ok(d) if !d.is_empty() => Some(d),
+        _ => {
+            assert!(
+                std::env::var("SEQREC_REQUIRE_DISPLAY").is_err(),
+                "SEQREC_REQUIRE_DISPLAY is set but DISPLAY is not: Xvfb did not start"
+            );
+            println!("skipped: no display (scripts/test.sh starts Xvfb)");
+            None
+        }
+    }
+}
+
+/// A screenshot that shows the window's panels: not one flat colour, and
+/// each of its four horizontal bands (controls and input, plots, events,
+/// stats) holds pixels that differ from the background.
+fn assert_shows_panels(png: &Path) {
+    let img = image::open(png)
+        .unwrap_or_else(|e| panic!("{}: {e}", png.display()))
+        .to_rgb8();
+    let (w, h) = img.dimensions();
+    assert!(w >= 600 && h >= 400, "{w}x{h}");
+    let bg = *img.get_pixel(w - 2, h - 2);
+    for band in 0..4 {
+        let (y0, y1) = (band * h / 4, (band + 1) * h / 4);
+        let differ = (y0..y1)
+            .flat_map(|y| (0..w).map(move |x| (x, y)))
+            .filter(|&(x, y)| {
+                let p = img.get_pixel(x, y);
+                (0..3).any(|c| p[c].abs_diff(bg[c]) > 24)
+            })
+            .count();
+        let share = differ as f64 / f64::from(w * (y1 - y0));
+        assert!(
+            share > 0.01,
+            "band {band} of {}: {share:.4} differs",
+            png.display()
+        );
+    }
+}
+
+/// `seqrec live --window` on the virtual microphone under Xvfb: the
+/// keywords are heard as without a window (events on stdout), and
+/// `--screenshot` writes the window with its panels.
+#[test]
+fn live_window_shows_what_the_microphone_hears() {
+    if display().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let shot = dir.path().join("kws.png");
+    let Some((events, stats)) = play_into_live(
+        "models/kws",
+        "fixtures/clips/kws/live_yes_down_right_go.wav",
+        &[
+            "--duration",
+            "12",
+            "--threshold",
+            "0.5",
+            "--off-threshold",
+            "0.25",
+            "--window",
+            "--screenshot",
+            shot.to_str().unwrap(),
+        ],
+    ) else {
+        return;
+    };
+    let labels: Vec<&str> = events
+        .iter()
+        .map(|e| e["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, ["yes", "down", "right", "go"], "{events:?}");
+    assert!(stats.contains("screenshot:"), "{stats}");
+    assert_shows_panels(&shot);
+}
+
+/// The same for a video bundle on a live FFmpeg input: the camera-motion
+/// clip played in real time, its events on stdout, the frames in the window.
+#[test]
+fn live_window_shows_the_frames_of_a_live_video_input() {
+    if display().is_none() {
+        return;
+    }
+    let _guard = LIVE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let shot = dir.path().join("video.png");
+    let clip = root().join("fixtures/clips/action/chelsea_motions.mp4");
+    let out = Command::new(assert_cmd::cargo::cargo_bin("seqrec"))
+        .args(["live", "--bundle"])
+        .arg(root().join("models/action"))
+        .arg("--ffmpeg-input")
+        .arg(format!("-re -i {}", clip.display()))
+        .args(["--format", "jsonl", "--window", "--duration", "9"])
+        .arg("--screenshot")
+        .arg(&shot)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("screenshot:"), "{err}");
+    let labels: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["label"].to_string())
+        .collect();
+    // The reference (batch) events of this clip: zoom, then pan_tilt.
+    assert!(
+        labels.iter().any(|l| l.contains("zoom")),
+        "{labels:?}\n{err}"
+    );
+    assert_shows_panels(&shot);
+}
+
+/// Without a display, `--window` says so in one line and exits with 2.
+#[test]
+fn live_window_without_a_display_is_a_one_line_error() {
+    let out = Command::new(assert_cmd::cargo::cargo_bin("seqrec"))
+        .args(["live", "--bundle"])
+        .arg(root().join("fixtures/bundles/tone"))
+        .args(["--window", "--duration", "1"])
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("no display") && err.contains("--format pretty"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}

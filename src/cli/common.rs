@@ -190,6 +190,8 @@ pub struct LatencyStats {
     pub p50: f64,
     /// 95th percentile, milliseconds.
     pub p95: f64,
+    /// 99th percentile, milliseconds.
+    pub p99: f64,
     /// Maximum, milliseconds.
     pub max: f64,
     /// Number of measurements.
@@ -206,6 +208,7 @@ impl LatencyStats {
         Some(LatencyStats {
             p50: at(0.5),
             p95: at(0.95),
+            p99: at(0.99),
             max: v[v.len() - 1],
             count: v.len(),
         })
@@ -274,8 +277,8 @@ impl StatsReport {
         );
         if let Some(l) = &self.latency_ms {
             out += &format!(
-                "\n  latency capture->event: p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms ({} events)",
-                l.p50, l.p95, l.max, l.count
+                "\n  latency capture->event: p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} events)",
+                l.p50, l.p95, l.p99, l.max, l.count
             );
         }
         out

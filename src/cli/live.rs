@@ -57,6 +57,13 @@ pub struct Args {
     /// Covers the first 30 minutes.
     #[arg(long, value_name = "FILE.png")]
     plot: Option<PathBuf>,
+    /// Show a window: the features or frames, posteriors with thresholds, events, stats and
+    /// controls (threshold, reset), updated as it runs. Events still go to stdout.
+    #[arg(long)]
+    window: bool,
+    /// With --window --duration S: write a PNG of the window just before it closes.
+    #[arg(long, value_name = "FILE.png", requires = "window")]
+    screenshot: Option<PathBuf>,
     #[command(flatten)]
     stats: StatsFlags,
     #[command(flatten)]
@@ -150,12 +157,21 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                 a.bundle.display()
             ),
         };
+        #[cfg(feature = "window")]
+        if a.window {
+            return with_window(&rec, &a, Some(input));
+        }
+        #[cfg(not(feature = "window"))]
+        if a.window {
+            anyhow::bail!("--window: this seqrec was built without the `window` feature");
+        }
         return super::video::live(
             &rec,
             input,
             a.duration,
             a.format == LiveFormat::Jsonl,
             &a.stats,
+            None,
         );
     }
     if a.camera || a.ffmpeg_input.is_some() {
@@ -164,6 +180,95 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             a.bundle.display()
         );
     }
+    #[cfg(feature = "window")]
+    if a.window {
+        return with_window(&rec, &a, None);
+    }
+    #[cfg(not(feature = "window"))]
+    if a.window {
+        anyhow::bail!("--window: this seqrec was built without the `window` feature");
+    }
+    audio_loop(&rec, &a, None)
+}
+
+/// `--window`: the live loop on a worker thread, the window on this one.
+#[cfg(feature = "window")]
+fn with_window(
+    rec: &Recognizer,
+    a: &Args,
+    video: Option<super::video::LiveInput>,
+) -> anyhow::Result<ExitCode> {
+    use super::window;
+    if let Some(why) = window::display_missing() {
+        eprintln!(
+            "error: --window: {why}; run without --window (--format pretty prints a status line)"
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let cfg = rec.decision();
+    let n_bins = match rec.kind() {
+        seqrec::bundle::InputKind::Audio => rec.bundle().feature_config()?.n_bins(),
+        seqrec::bundle::InputKind::Video => 0,
+    };
+    let feature_period_s = match rec.kind() {
+        seqrec::bundle::InputKind::Audio => {
+            let f = rec.bundle().feature_config()?;
+            f.hop_length() as f64 / f.sample_rate as f64
+        }
+        seqrec::bundle::InputKind::Video => rec.frame_period_s(),
+    };
+    let opts = window::WindowOptions {
+        title: format!("seqrec live: {}", rec.bundle().name),
+        labels: rec.labels().to_vec(),
+        thresholds: (cfg.on.clone(), cfg.off.clone()),
+        n_bins,
+        feature_period_s,
+        step_period_s: rec.frame_period_s(),
+        duration: a.duration,
+        screenshot: a.screenshot.clone(),
+    };
+    let (link, rx, ctl) = window::link(&opts);
+    std::thread::scope(|s| {
+        let worker = s.spawn(move || match video {
+            Some(input) => super::video::live(
+                rec,
+                input,
+                a.duration,
+                a.format == LiveFormat::Jsonl,
+                &a.stats,
+                Some(link),
+            ),
+            None => audio_loop(rec, a, Some(link)),
+        });
+        let shown = window::run(opts, rx, ctl);
+        let res = worker
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the live loop panicked")));
+        match shown {
+            Ok(()) => res,
+            Err(e) => {
+                eprintln!(
+                    "error: --window: could not open a window ({e}); run without --window (--format pretty prints a status line)"
+                );
+                Ok(ExitCode::from(2))
+            }
+        }
+    })
+}
+
+/// The live loops' end of the window (nothing without the `window` feature).
+#[cfg(feature = "window")]
+pub type Link = super::window::Link;
+#[cfg(not(feature = "window"))]
+pub type Link = ();
+
+/// The microphone loop: capture -> stages -> events, until the input ends,
+/// `--duration` passes, Ctrl-C, or the window asks to stop.
+#[cfg_attr(
+    not(feature = "window"),
+    allow(unused_mut, unused_variables, unused_assignments)
+)]
+fn audio_loop(rec: &Recognizer, a: &Args, mut link: Option<Link>) -> anyhow::Result<ExitCode> {
     let mut proc = rec.live_stream()?;
     let mut mic = Microphone::open(&MicOptions {
         device: a.device.clone(),
@@ -194,10 +299,13 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let t0 = Instant::now();
     let deadline = a.duration.map(|d| t0 + Duration::from_secs_f64(d.max(0.0)));
     let mut out = Output {
-        keep_features: a.plot.is_some(),
-        keep_posteriors: a.plot.is_some(),
+        keep_features: a.plot.is_some() || link.is_some(),
+        keep_posteriors: a.plot.is_some() || link.is_some(),
         ..Output::default()
     };
+    // What of out.features / out.posteriors the window has been offered.
+    let (mut feats_sent, mut posts_sent) = (0usize, 0usize);
+    let n_labels = rec.labels().len();
     let mut buf = Vec::with_capacity(4096);
     // Samples consumed since the start (the timeline), and since the last reset.
     let (mut total_samples, mut segment_start) = (0u64, 0u64);
@@ -205,13 +313,15 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let mut latencies = Vec::new();
     let mut last_status = Instant::now();
     let stdout = std::io::stdout();
-    // Events on the whole timeline, for --plot.
+    // Events on the whole timeline, for --plot and the window.
     let mut plotted: Vec<Event> = Vec::new();
-    let keep_events = a.plot.is_some();
-    let mut emit = |events: &mut Vec<Event>,
-                    seg_start_s: f64,
-                    latency: &mut Vec<f64>,
-                    lat_ms: Option<f64>|
+    let keep_events = a.plot.is_some() || link.is_some();
+    let mut shown_events = 0usize;
+    let emit = |plotted: &mut Vec<Event>,
+                events: &mut Vec<Event>,
+                seg_start_s: f64,
+                latency: &mut Vec<f64>,
+                lat_ms: Option<f64>|
      -> anyhow::Result<()> {
         let mut w = stdout.lock();
         for e in events.drain(..) {
@@ -238,6 +348,28 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         if stop.load(Ordering::Acquire) || deadline.is_some_and(|d| Instant::now() >= d) {
             break Ok(());
         }
+        #[cfg(feature = "window")]
+        if let Some(l) = link.as_mut() {
+            let (mut stop_now, mut reset_now) = (false, false);
+            while let Some(c) = l.control() {
+                match c {
+                    super::window::Control::Thresholds(on, off) => proc.set_thresholds(&on, &off),
+                    super::window::Control::Reset => reset_now = true,
+                    super::window::Control::Stop => stop_now = true,
+                }
+            }
+            if stop_now {
+                break Ok(());
+            }
+            if reset_now {
+                let seg_s = segment_start as f64 / sr;
+                if let Err(e) = proc.finish(&mut out) {
+                    break Err(e.into());
+                }
+                emit(&mut plotted, &mut out.events, seg_s, &mut latencies, None)?;
+                segment_start = total_samples;
+            }
+        }
         buf.clear();
         let n = match mic.read(&mut buf, Duration::from_millis(100)) {
             Ok(n) => n,
@@ -254,7 +386,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             if let Err(e) = proc.finish(&mut out) {
                 break Err(e.into());
             }
-            emit(&mut out.events, seg_s, &mut latencies, None)?;
+            emit(&mut plotted, &mut out.events, seg_s, &mut latencies, None)?;
             let newly = dropped - dropped_seen;
             // Chunks are MicOptions::chunk_ms (10 ms) long: keep the timeline true.
             total_samples += newly * (sr as u64) / 100;
@@ -283,11 +415,48 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                 .last_chunk_captured_at()
                 .map(|c| c.elapsed().as_secs_f64() * 1e3 - 1e3 * n as f64 / sr);
             emit(
+                &mut plotted,
                 &mut out.events,
                 segment_start as f64 / sr,
                 &mut latencies,
                 lat,
             )?;
+        }
+        #[cfg(feature = "window")]
+        if let Some(l) = link.as_mut()
+            && l.due()
+        {
+            let period = proc.frame_period_s();
+            let rows = (out.posteriors.len() - posts_sent) / n_labels.max(1);
+            let t0 = segment_start as f64 / sr
+                + proc.time_offset_s()
+                + (proc.frames() as f64 - rows as f64) * period;
+            let stats = super::window::stats_view(proc.stats(), &latencies, mic.dropped_chunks());
+            l.offer(|u| {
+                u.features.extend_from_slice(&out.features[feats_sent..]);
+                if rows > 0 {
+                    if u.posteriors.is_empty() {
+                        u.posteriors_t0 = Some(t0);
+                    }
+                    u.posteriors
+                        .extend_from_slice(&out.posteriors[posts_sent..]);
+                }
+                u.events.extend_from_slice(&plotted[shown_events..]);
+                u.scores = proc.last_scores().to_vec();
+                u.level_db = Some(level);
+                u.stats = Some(stats);
+                u.time_s = total_samples as f64 / sr;
+            });
+            l.flush();
+            shown_events = plotted.len();
+            if a.plot.is_some() {
+                (feats_sent, posts_sent) = (out.features.len(), out.posteriors.len());
+            } else {
+                out.features.clear();
+                out.posteriors.clear();
+                plotted.clear();
+                shown_events = 0;
+            }
         }
         if status && last_status.elapsed() > Duration::from_millis(100) {
             last_status = Instant::now();
@@ -315,13 +484,13 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     // Close events still open at the end.
     let seg_s = segment_start as f64 / sr;
     proc.finish(&mut out)?;
-    emit(&mut out.events, seg_s, &mut latencies, None)?;
+    emit(&mut plotted, &mut out.events, seg_s, &mut latencies, None)?;
     let wall = t0.elapsed().as_secs_f64();
     if let Some(path) = &a.plot {
         let title = format!("live: {} on {}", rec.bundle().name, mic.device_name());
         let clock = (rec.frame_period_s(), rec.time_offset_s());
         out.events = plotted;
-        super::common::plot(&rec, path.clone(), &title, &out, clock)
+        super::common::plot(rec, path.clone(), &title, &out, clock)
             .with_context(|| format!("writing the plot {}", path.display()))?;
         eprintln!("plot: {}", path.display());
     }

@@ -8,6 +8,8 @@ mod features;
 mod live;
 mod sequence;
 mod video;
+#[cfg(feature = "window")]
+mod window;
 
 use std::process::ExitCode;
 

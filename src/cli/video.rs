@@ -102,6 +102,61 @@ pub fn embed(
     Ok((embs, d, steps, what))
 }
 
+/// Offers the window the newest frame (at most 320 px wide), its pose
+/// keypoints, the posteriors and events since the last offer, and stats.
+#[cfg(feature = "window")]
+#[allow(clippy::too_many_arguments)]
+fn offer_frame(
+    l: &mut super::window::Link,
+    frame: &Frame,
+    proc: &seqrec::pipeline::StreamProcessor,
+    out: &mut Output,
+    seg_s: f64,
+    shown: &mut Vec<seqrec::decision::Event>,
+    latencies: &[f64],
+    dropped: u64,
+) {
+    let k = frame.width.div_ceil(320).max(1);
+    let (w, h) = (frame.width / k, frame.height / k);
+    let mut small = Vec::with_capacity((w * h * 3) as usize);
+    for y in 0..h {
+        for x in 0..w {
+            small.extend_from_slice(&frame.pixel(x * k, y * k));
+        }
+    }
+    let n = proc.last_scores().len().max(1);
+    let rows = out.posteriors.len() / n;
+    let period = proc.frame_period_s();
+    let t0 = seg_s + proc.time_offset_s() + (proc.frames() as f64 - rows as f64) * period;
+    let kp = (out.embeddings.len() >= 51).then(|| {
+        let last = &out.embeddings[out.embeddings.len() - 51..];
+        last.iter()
+            .enumerate()
+            .map(|(i, v)| if i % 3 == 2 { *v } else { v / k as f32 })
+            .collect()
+    });
+    let stats = super::window::stats_view(proc.stats(), latencies, dropped);
+    l.offer(|u| {
+        if rows > 0 {
+            if u.posteriors.is_empty() {
+                u.posteriors_t0 = Some(t0);
+            }
+            u.posteriors.extend_from_slice(&out.posteriors);
+        }
+        u.events.append(shown);
+        u.scores = proc.last_scores().to_vec();
+        u.frame = Some((w, h, small));
+        if kp.is_some() {
+            u.keypoints = kp;
+        }
+        u.stats = Some(stats);
+        u.time_s = seg_s + proc.time_offset_s() + proc.frames() as f64 * period;
+    });
+    l.flush();
+    out.posteriors.clear();
+    out.embeddings.clear();
+}
+
 /// Where live frames come from.
 pub enum LiveInput {
     /// A V4L2 camera: device index or path, optional size and rate.
@@ -116,12 +171,17 @@ pub enum LiveInput {
 
 /// Runs a video bundle on live frames until the input ends, `duration`
 /// passes or Ctrl-C; events are printed as they close.
+#[cfg_attr(
+    not(feature = "window"),
+    allow(unused_mut, unused_variables, unused_assignments)
+)]
 pub fn live(
     rec: &Recognizer,
     input: LiveInput,
     duration: Option<f64>,
     jsonl: bool,
     stats: &super::common::StatsFlags,
+    mut link: Option<super::live::Link>,
 ) -> anyhow::Result<ExitCode> {
     let mut src: Box<dyn VideoSource> = match input {
         LiveInput::Camera { device, size, fps } => Box::new(video::Camera::open(
@@ -153,16 +213,37 @@ pub fn live(
     );
     let mut proc = rec.live_stream()?;
     proc.begin_video(info.fps)?;
-    let mut out = Output::default();
+    let mut out = Output {
+        keep_posteriors: link.is_some(),
+        keep_embeddings: link.is_some() && rec.bundle().pose.is_some(),
+        ..Output::default()
+    };
     let mut frame = Frame::new();
     let t0 = Instant::now();
     let mut latencies = Vec::new();
     let (mut frames, mut last_pts) = (0u64, 0.0f64);
     let stdout = std::io::stdout();
-    let emit = |out: &mut Output, lat: Option<f64>, lats: &mut Vec<f64>| -> anyhow::Result<()> {
+    // The decision stage's clock restarts at a reset (window control): the
+    // time of the reset on the run's timeline, and the events for the window.
+    let mut seg_s = 0.0f64;
+    let mut shown: Vec<seqrec::decision::Event> = Vec::new();
+    let keep = link.is_some();
+    let emit = |out: &mut Output,
+                seg_s: f64,
+                shown: &mut Vec<seqrec::decision::Event>,
+                lat: Option<f64>,
+                lats: &mut Vec<f64>|
+     -> anyhow::Result<()> {
         let mut w = stdout.lock();
         for e in out.events.drain(..) {
-            write_event(&mut w, &e, 0.0, jsonl)?;
+            write_event(&mut w, &e, seg_s, jsonl)?;
+            if keep {
+                shown.push(seqrec::decision::Event {
+                    start_s: e.start_s + seg_s,
+                    end_s: e.end_s + seg_s,
+                    ..e.clone()
+                });
+            }
             if let Some(l) = lat {
                 lats.push(l);
             }
@@ -189,11 +270,44 @@ pub fn live(
         if !out.events.is_empty() {
             // From the frame's arrival here to the event being out.
             let lat = got.elapsed().as_secs_f64() * 1e3;
-            emit(&mut out, Some(lat), &mut latencies)?;
+            emit(&mut out, seg_s, &mut shown, Some(lat), &mut latencies)?;
+        }
+        #[cfg(feature = "window")]
+        if let Some(l) = link.as_mut() {
+            let (mut stop_now, mut reset_now) = (false, false);
+            while let Some(c) = l.control() {
+                match c {
+                    super::window::Control::Thresholds(on, off) => proc.set_thresholds(&on, &off),
+                    super::window::Control::Reset => reset_now = true,
+                    super::window::Control::Stop => stop_now = true,
+                }
+            }
+            if reset_now {
+                if let Err(e) = proc.finish(&mut out) {
+                    break Err(e.into());
+                }
+                emit(&mut out, seg_s, &mut shown, None, &mut latencies)?;
+                seg_s = last_pts;
+            }
+            if l.due() {
+                offer_frame(
+                    l,
+                    &frame,
+                    &proc,
+                    &mut out,
+                    seg_s,
+                    &mut shown,
+                    &latencies,
+                    src.dropped_frames(),
+                );
+            }
+            if stop_now {
+                break Ok(());
+            }
         }
     };
     proc.finish(&mut out)?;
-    emit(&mut out, None, &mut latencies)?;
+    emit(&mut out, seg_s, &mut shown, None, &mut latencies)?;
     let wall = t0.elapsed().as_secs_f64();
     let seconds = if frames == 0 {
         0.0

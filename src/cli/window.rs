@@ -1,0 +1,726 @@
+//! `seqrec live --window`: a native window (eframe/egui on OpenGL) that shows
+//! what the stream hears or sees and what it recognizes, as it happens.
+//!
+//! Recognition does not run here. The live loop (`live.rs`, `video.rs`) runs
+//! on its own thread exactly as without a window and *offers* what it made
+//! to a [`Link`]: the link merges offers into one pending [`Update`] and
+//! hands it to the UI through a bounded channel with `try_send`, at most
+//! every 33 ms. When the UI is slow the channel is full, the update stays
+//! pending (its history bounded) and the loop goes on: the capture callback
+//! and the processing thread never wait for the window; the window may skip.
+//! Controls go the other way on an unbounded channel the loop polls without
+//! blocking.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use eframe::egui;
+use egui::{Color32, ColorImage, Pos2, Rect, Stroke, TextureHandle, TextureOptions, Vec2};
+use seqrec::decision::Event;
+
+/// Seconds of history the window shows.
+const SHOW_S: f64 = 10.0;
+/// Least time between two updates sent to the UI.
+const SEND_EVERY: Duration = Duration::from_millis(33);
+/// Events the window keeps.
+const KEEP_EVENTS: usize = 200;
+
+/// What the loop made since the last update the UI took.
+#[derive(Debug, Default)]
+pub struct Update {
+    /// Audio: new feature frames, `n_bins` values each.
+    pub features: Vec<f32>,
+    /// New posterior rows, one value per label.
+    pub posteriors: Vec<f32>,
+    /// Time of the first new posterior row on the run's timeline, seconds.
+    pub posteriors_t0: Option<f64>,
+    /// Events closed, on the run's timeline.
+    pub events: Vec<Event>,
+    /// Smoothed scores of the newest step.
+    pub scores: Vec<f32>,
+    /// Input level of the newest chunk, dBFS (audio).
+    pub level_db: Option<f32>,
+    /// The newest frame, downscaled: `(width, height, rgb)` (video).
+    pub frame: Option<(u32, u32, Vec<u8>)>,
+    /// Pose keypoints on that frame, `(y, x, score)` x 17 in its pixels.
+    pub keypoints: Option<Vec<f32>>,
+    /// Run statistics.
+    pub stats: Option<StatsView>,
+    /// Seconds of input so far.
+    pub time_s: f64,
+}
+
+/// Statistics shown in the window.
+#[derive(Debug, Clone, Default)]
+pub struct StatsView {
+    /// Capture-to-event latency, ms: (p50, p99, events measured).
+    pub latency_ms: Option<(f64, f64, usize)>,
+    /// Chunks (audio) or frames (video) the capture queue dropped.
+    pub dropped: u64,
+    /// Milliseconds per recurrent step: features, embedder, sequence, decision.
+    pub stage_ms: [f64; 4],
+    /// Recurrent steps so far.
+    pub steps: u64,
+}
+
+/// What the window asks of the loop.
+#[derive(Debug, Clone)]
+pub enum Control {
+    /// New per-label thresholds (on, off).
+    Thresholds(Vec<f32>, Vec<f32>),
+    /// Close open events and start every stage afresh.
+    Reset,
+    /// Stop the run (the window was closed).
+    Stop,
+}
+
+/// The loop's end of the window: see the [module documentation](self).
+pub struct Link {
+    tx: Sender<Update>,
+    ctl: Receiver<Control>,
+    pending: Update,
+    last_send: Instant,
+    /// Values per feature frame and labels, to bound the pending history.
+    n_bins: usize,
+    n_labels: usize,
+    /// Most feature frames / posterior rows kept pending.
+    max_rows: usize,
+    step_period_s: f64,
+}
+
+impl Link {
+    /// Offers what the loop made; cheap (copies into the pending update).
+    pub fn offer(&mut self, f: impl FnOnce(&mut Update)) {
+        f(&mut self.pending);
+        let p = &mut self.pending;
+        trim_rows(&mut p.features, self.n_bins, self.max_rows);
+        let gone = trim_rows(&mut p.posteriors, self.n_labels, self.max_rows);
+        if let Some(t0) = p.posteriors_t0.as_mut() {
+            // the oldest rows went: the pending block starts later
+            *t0 += gone as f64 * self.step_period_s;
+        }
+        if p.events.len() > KEEP_EVENTS {
+            p.events.drain(..p.events.len() - KEEP_EVENTS);
+        }
+    }
+
+    /// Is it time to offer and send again (every 33 ms)?
+    pub fn due(&self) -> bool {
+        self.last_send.elapsed() >= SEND_EVERY
+    }
+
+    /// Sends the pending update if the UI has room; never waits. (The UI
+    /// repaints every 33 ms by itself.)
+    pub fn flush(&mut self) {
+        self.last_send = Instant::now();
+        if let Err(TrySendError::Full(u)) = self.tx.try_send(std::mem::take(&mut self.pending)) {
+            self.pending = u;
+        }
+    }
+
+    /// The next control from the window, if any (never waits).
+    pub fn control(&self) -> Option<Control> {
+        self.ctl.try_recv().ok()
+    }
+}
+
+/// Keeps the last `max_rows` rows of `width` values; returns the rows dropped.
+fn trim_rows(v: &mut Vec<f32>, width: usize, max_rows: usize) -> usize {
+    if width == 0 || v.len() <= width * max_rows {
+        return 0;
+    }
+    let gone = v.len() / width - max_rows;
+    v.drain(..gone * width);
+    gone
+}
+
+/// The window's statistics from a stream's stage times, the capture-to-event
+/// latencies so far (ms) and the dropped chunks or frames.
+pub fn stats_view(s: &seqrec::pipeline::StageStats, latencies: &[f64], dropped: u64) -> StatsView {
+    let steps = if s.embeddings > 0 {
+        s.embeddings
+    } else {
+        s.frames
+    };
+    let per = |v: f64| 1e3 * v / steps.max(1) as f64;
+    let latency_ms = (!latencies.is_empty()).then(|| {
+        let mut v = latencies.to_vec();
+        v.sort_by(f64::total_cmp);
+        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        (at(0.5), at(0.99), v.len())
+    });
+    StatsView {
+        latency_ms,
+        dropped,
+        stage_ms: [
+            per(s.features_s),
+            per(s.embed_s),
+            per(s.sequence_s),
+            per(s.decision_s),
+        ],
+        steps,
+    }
+}
+
+/// How the window is set up.
+pub struct WindowOptions {
+    /// Window title.
+    pub title: String,
+    /// Labels in score order.
+    pub labels: Vec<String>,
+    /// Per-label thresholds (on, off) at the start.
+    pub thresholds: (Vec<f32>, Vec<f32>),
+    /// Values per feature frame (audio; 0 for video).
+    pub n_bins: usize,
+    /// Seconds between feature frames (audio).
+    pub feature_period_s: f64,
+    /// Seconds between posterior rows.
+    pub step_period_s: f64,
+    /// Close after this many seconds.
+    pub duration: Option<f64>,
+    /// Write a PNG of the window just before it closes.
+    pub screenshot: Option<PathBuf>,
+}
+
+/// Says why no window can open, if that is known before trying: no
+/// `DISPLAY` and no `WAYLAND_DISPLAY`.
+pub fn display_missing() -> Option<String> {
+    let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+    (!set("DISPLAY") && !set("WAYLAND_DISPLAY"))
+        .then(|| "no display (DISPLAY and WAYLAND_DISPLAY are unset)".to_string())
+}
+
+/// The channels between a loop and a window.
+pub fn link(opts: &WindowOptions) -> (Link, Receiver<Update>, Sender<Control>) {
+    let (tx, rx) = crossbeam_channel::bounded(2);
+    let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded();
+    let rows = |period: f64| ((SHOW_S / period.max(1e-3)).ceil() as usize).max(16);
+    let link = Link {
+        tx,
+        ctl: ctl_rx,
+        pending: Update::default(),
+        last_send: Instant::now(),
+        n_bins: opts.n_bins,
+        n_labels: opts.labels.len(),
+        max_rows: rows(opts.feature_period_s.min(opts.step_period_s)),
+        step_period_s: opts.step_period_s,
+    };
+    (link, rx, ctl_tx)
+}
+
+/// Runs the window on this thread until it is closed, `duration` passes or
+/// the loop ends (its [`Link`] is dropped); then asks the loop to stop.
+///
+/// # Errors
+/// When no window can be opened (no display, no OpenGL).
+pub fn run(opts: WindowOptions, rx: Receiver<Update>, ctl: Sender<Control>) -> Result<(), String> {
+    let native = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title(opts.title.clone())
+            .with_inner_size([960.0, 680.0]),
+        ..Default::default()
+    };
+    let title = opts.title.clone();
+    let ctl_on_close = ctl.clone();
+    let res = eframe::run_native(
+        &title,
+        native,
+        Box::new(move |_cc| Ok(Box::new(LiveApp::new(opts, rx, ctl)))),
+    );
+    let _ = ctl_on_close.send(Control::Stop);
+    res.map_err(|e| e.to_string())
+}
+
+struct LiveApp {
+    opts: WindowOptions,
+    rx: Receiver<Update>,
+    ctl: Sender<Control>,
+    started: Instant,
+    /// Feature frames of the last SHOW_S seconds (audio).
+    feats: VecDeque<Vec<f32>>,
+    /// Posterior rows with their times.
+    posts: VecDeque<(f64, Vec<f32>)>,
+    /// Next posterior row's time when an update did not say.
+    next_post_t: f64,
+    events: VecDeque<Event>,
+    scores: Vec<f32>,
+    level_db: f32,
+    frame: Option<TextureHandle>,
+    frame_size: Vec2,
+    keypoints: Option<Vec<f32>>,
+    stats: StatsView,
+    time_s: f64,
+    spectrogram: Option<TextureHandle>,
+    /// The slider: the first label's `on` threshold; others move with it.
+    threshold: f32,
+    base: (Vec<f32>, Vec<f32>),
+    shot_asked: bool,
+    closing: bool,
+    loop_done: bool,
+    updates: u64,
+}
+
+impl LiveApp {
+    fn new(opts: WindowOptions, rx: Receiver<Update>, ctl: Sender<Control>) -> Self {
+        let base = opts.thresholds.clone();
+        let threshold = base.0.first().copied().unwrap_or(0.5);
+        Self {
+            rx,
+            ctl,
+            started: Instant::now(),
+            feats: VecDeque::new(),
+            posts: VecDeque::new(),
+            next_post_t: 0.0,
+            events: VecDeque::new(),
+            scores: vec![0.0; opts.labels.len()],
+            level_db: -120.0,
+            frame: None,
+            frame_size: Vec2::ZERO,
+            keypoints: None,
+            stats: StatsView::default(),
+            time_s: 0.0,
+            spectrogram: None,
+            threshold,
+            base,
+            shot_asked: false,
+            closing: false,
+            loop_done: false,
+            updates: 0,
+            opts,
+        }
+    }
+
+    fn take_updates(&mut self, ctx: &egui::Context) {
+        let n_labels = self.opts.labels.len();
+        let mut feats_changed = false;
+        loop {
+            let u = match self.rx.try_recv() {
+                Ok(u) => u,
+                Err(crossbeam_channel::TryRecvError::Empty) => break,
+                Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                    // the loop ended (input over, --duration, an error)
+                    self.loop_done = true;
+                    break;
+                }
+            };
+            self.updates += 1;
+            if self.opts.n_bins > 0 && !u.features.is_empty() {
+                for f in u.features.chunks_exact(self.opts.n_bins) {
+                    self.feats.push_back(f.to_vec());
+                }
+                feats_changed = true;
+            }
+            if n_labels > 0 && !u.posteriors.is_empty() {
+                let mut t = match u.posteriors_t0 {
+                    Some(t) if t.is_finite() => t,
+                    _ => self.next_post_t,
+                };
+                for row in u.posteriors.chunks_exact(n_labels) {
+                    self.posts.push_back((t, row.to_vec()));
+                    t += self.opts.step_period_s;
+                }
+                self.next_post_t = t;
+            }
+            self.events.extend(u.events);
+            if !u.scores.is_empty() {
+                self.scores = u.scores;
+            }
+            if let Some(l) = u.level_db {
+                self.level_db = l;
+            }
+            if let Some((w, h, rgb)) = u.frame {
+                let img = ColorImage::from_rgb([w as usize, h as usize], &rgb);
+                self.frame_size = Vec2::new(w as f32, h as f32);
+                match &mut self.frame {
+                    Some(t) => t.set(img, TextureOptions::LINEAR),
+                    None => {
+                        self.frame = Some(ctx.load_texture("frame", img, TextureOptions::LINEAR))
+                    }
+                }
+                self.keypoints = u.keypoints;
+            }
+            if let Some(s) = u.stats {
+                self.stats = s;
+            }
+            self.time_s = self.time_s.max(u.time_s);
+        }
+        let keep_feats = (SHOW_S / self.opts.feature_period_s.max(1e-3)) as usize;
+        while self.feats.len() > keep_feats {
+            self.feats.pop_front();
+        }
+        let t_min = self.time_s - SHOW_S;
+        while self.posts.front().is_some_and(|(t, _)| *t < t_min) {
+            self.posts.pop_front();
+        }
+        while self.events.len() > KEEP_EVENTS {
+            self.events.pop_front();
+        }
+        if feats_changed {
+            self.spectrogram_texture(ctx);
+        }
+    }
+
+    /// The feature frames as an image: time left to right, bin 0 at the
+    /// bottom, colours scaled to the shown range.
+    fn spectrogram_texture(&mut self, ctx: &egui::Context) {
+        let (w, h) = (self.feats.len(), self.opts.n_bins);
+        if w == 0 || h == 0 {
+            return;
+        }
+        let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+        for v in self.feats.iter().flatten().filter(|v| v.is_finite()) {
+            lo = lo.min(*v);
+            hi = hi.max(*v);
+        }
+        let span = (hi - lo).max(1e-6);
+        let mut img = ColorImage::filled([w, h], Color32::BLACK);
+        for (x, f) in self.feats.iter().enumerate() {
+            for (b, v) in f.iter().enumerate() {
+                let t = ((v - lo) / span).clamp(0.0, 1.0);
+                img.pixels[(h - 1 - b) * w + x] = heat(t);
+            }
+        }
+        match &mut self.spectrogram {
+            Some(t) => t.set(img, TextureOptions::NEAREST),
+            None => {
+                self.spectrogram = Some(ctx.load_texture("features", img, TextureOptions::NEAREST))
+            }
+        }
+    }
+
+    fn colour(&self, i: usize) -> Color32 {
+        const C: [Color32; 10] = [
+            Color32::from_rgb(31, 119, 180),
+            Color32::from_rgb(255, 127, 14),
+            Color32::from_rgb(44, 160, 44),
+            Color32::from_rgb(214, 39, 40),
+            Color32::from_rgb(148, 103, 189),
+            Color32::from_rgb(140, 86, 75),
+            Color32::from_rgb(227, 119, 194),
+            Color32::from_rgb(127, 127, 127),
+            Color32::from_rgb(188, 189, 34),
+            Color32::from_rgb(23, 190, 207),
+        ];
+        C[i % C.len()]
+    }
+
+    fn top(&self, n: usize) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.scores.len()).collect();
+        order.sort_by(|&a, &b| self.scores[b].total_cmp(&self.scores[a]));
+        order.truncate(n);
+        order
+    }
+
+    fn controls(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            ui.label(format!("{:7.1} s", self.time_s));
+            ui.separator();
+            let r = ui.add(egui::Slider::new(&mut self.threshold, 0.05..=0.99).text("threshold"));
+            if r.changed() {
+                let base_on = self.base.0.first().copied().unwrap_or(0.5).max(1e-3);
+                let k = self.threshold / base_on;
+                let on: Vec<f32> = self.base.0.iter().map(|v| (v * k).min(0.99)).collect();
+                let off: Vec<f32> = self
+                    .base
+                    .1
+                    .iter()
+                    .zip(&on)
+                    .map(|(o, n)| (o * k).min(*n))
+                    .collect();
+                let _ = self.ctl.send(Control::Thresholds(on, off));
+            }
+            if ui.button("Reset stream").clicked() {
+                let _ = self.ctl.send(Control::Reset);
+            }
+            if ui.button("Stop").clicked() {
+                self.closing = true;
+            }
+        });
+    }
+
+    fn stats_line(&self, ui: &mut egui::Ui) {
+        let s = &self.stats;
+        let lat = match s.latency_ms {
+            Some((p50, p99, n)) => format!("latency p50 {p50:.0} ms, p99 {p99:.0} ms ({n} events)"),
+            None => "latency: no event yet".into(),
+        };
+        ui.label(format!(
+            "{lat}  |  dropped {}  |  per step: features {:.2} ms, embedder {:.2} ms, sequence {:.3} ms, decision {:.3} ms  |  {} steps",
+            s.dropped, s.stage_ms[0], s.stage_ms[1], s.stage_ms[2], s.stage_ms[3], s.steps
+        ));
+    }
+
+    fn bars(&self, ui: &mut egui::Ui) {
+        for i in self.top(5) {
+            let v = self.scores[i];
+            let bar = egui::ProgressBar::new(v.clamp(0.0, 1.0))
+                .desired_width(220.0)
+                .fill(self.colour(i))
+                .text(format!("{} {:.2}", self.opts.labels[i], v));
+            ui.add(bar);
+        }
+    }
+
+    fn posteriors_plot(&self, ui: &mut egui::Ui, height: f32) {
+        use egui_plot::{HLine, Line, LineStyle, Plot, PlotPoints};
+        let t1 = self.time_s.max(SHOW_S);
+        Plot::new("posteriors")
+            .height(height)
+            .include_y(0.0)
+            .include_y(1.0)
+            .include_x(t1 - SHOW_S)
+            .include_x(t1)
+            .allow_drag(false)
+            .allow_zoom(false)
+            .allow_scroll(false)
+            .show(ui, |p| {
+                for (i, name) in self.opts.labels.iter().enumerate() {
+                    let pts: PlotPoints = self
+                        .posts
+                        .iter()
+                        .map(|(t, row)| [*t, f64::from(row[i])])
+                        .collect();
+                    p.line(Line::new(name.clone(), pts).color(self.colour(i)));
+                }
+                let on = &self.base.0;
+                let base_on = on.first().copied().unwrap_or(0.5).max(1e-3);
+                let mut shown: Vec<f32> = Vec::new();
+                for (i, v) in on.iter().enumerate() {
+                    let thr = (v * self.threshold / base_on).min(0.99);
+                    if !shown.iter().any(|s| (s - thr).abs() < 1e-3) {
+                        shown.push(thr);
+                        p.hline(
+                            HLine::new(format!("threshold {}", self.opts.labels[i]), thr)
+                                .color(Color32::GRAY)
+                                .style(LineStyle::dashed_dense()),
+                        );
+                    }
+                }
+            });
+    }
+
+    fn events_lane(&self, ui: &mut egui::Ui) {
+        let (rect, _) =
+            ui.allocate_exact_size(Vec2::new(ui.available_width(), 26.0), egui::Sense::hover());
+        let p = ui.painter_at(rect);
+        p.rect_filled(rect, 2.0, ui.visuals().extreme_bg_color);
+        let t1 = self.time_s.max(SHOW_S);
+        let x = |t: f64| rect.left() + ((t - (t1 - SHOW_S)) / SHOW_S) as f32 * rect.width();
+        for e in &self.events {
+            if e.end_s < t1 - SHOW_S {
+                continue;
+            }
+            let i = self
+                .opts
+                .labels
+                .iter()
+                .position(|l| *l == e.label)
+                .unwrap_or(0);
+            let r = Rect::from_min_max(
+                Pos2::new(x(e.start_s).max(rect.left()), rect.top() + 2.0),
+                Pos2::new(x(e.end_s).max(x(e.start_s) + 3.0), rect.bottom() - 2.0),
+            );
+            p.rect_filled(r, 3.0, self.colour(i));
+            p.text(
+                Pos2::new(r.left() + 3.0, r.center().y),
+                egui::Align2::LEFT_CENTER,
+                &e.label,
+                egui::FontId::proportional(13.0),
+                Color32::WHITE,
+            );
+        }
+    }
+
+    fn audio_view(&self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            ui.vertical(|ui| {
+                ui.label("input level");
+                let lv = ((self.level_db + 60.0) / 60.0).clamp(0.0, 1.0);
+                ui.add(
+                    egui::ProgressBar::new(lv)
+                        .desired_width(220.0)
+                        .text(format!("{:.0} dBFS", self.level_db)),
+                );
+                ui.add_space(8.0);
+                ui.label("top classes (smoothed)");
+                self.bars(ui);
+            });
+            ui.vertical(|ui| {
+                ui.label(format!("features (last {SHOW_S:.0} s)"));
+                let size = Vec2::new(ui.available_width(), 170.0);
+                // the texture holds what has been heard of the last SHOW_S
+                // seconds: it fills the panel once SHOW_S have passed
+                let keep = (SHOW_S / self.opts.feature_period_s.max(1e-3)).max(1.0);
+                let frac = (self.feats.len() as f64 / keep).clamp(0.02, 1.0) as f32;
+                match &self.spectrogram {
+                    Some(t) => {
+                        let img =
+                            egui::Image::new(t).fit_to_exact_size(Vec2::new(size.x * frac, size.y));
+                        ui.add(img);
+                    }
+                    None => {
+                        ui.allocate_exact_size(size, egui::Sense::hover());
+                    }
+                }
+            });
+        });
+    }
+
+    fn video_view(&self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            let Some(tex) = &self.frame else {
+                ui.label("waiting for the first frame");
+                return;
+            };
+            let scale = (420.0 / self.frame_size.x).min(300.0 / self.frame_size.y.max(1.0));
+            let size = self.frame_size * scale;
+            let r = ui.add(egui::Image::new(tex).fit_to_exact_size(size)).rect;
+            let p = ui.painter_at(r);
+            if let Some(kp) = &self.keypoints {
+                let pt = |k: usize| {
+                    Pos2::new(
+                        r.left() + kp[3 * k + 1] * scale,
+                        r.top() + kp[3 * k] * scale,
+                    )
+                };
+                let seen = |k: usize| kp[3 * k + 2] >= 0.2;
+                for (a, b) in SKELETON {
+                    if seen(a) && seen(b) {
+                        p.line_segment(
+                            [pt(a), pt(b)],
+                            Stroke::new(2.0, Color32::from_rgb(0, 255, 180)),
+                        );
+                    }
+                }
+                for k in (0..17).filter(|&k| seen(k)) {
+                    p.circle_filled(pt(k), 3.0, Color32::YELLOW);
+                }
+            }
+            if let Some(&i) = self.top(1).first() {
+                let text = format!("{} {:.2}", self.opts.labels[i], self.scores[i]);
+                let at = r.left_top() + Vec2::new(8.0, 8.0);
+                p.rect_filled(
+                    Rect::from_min_size(
+                        at - Vec2::new(4.0, 2.0),
+                        Vec2::new(12.0 + 11.0 * text.len() as f32, 30.0),
+                    ),
+                    4.0,
+                    Color32::from_black_alpha(160),
+                );
+                p.text(
+                    at,
+                    egui::Align2::LEFT_TOP,
+                    text,
+                    egui::FontId::proportional(22.0),
+                    Color32::WHITE,
+                );
+            }
+            ui.vertical(|ui| {
+                ui.label("top classes (smoothed)");
+                self.bars(ui);
+            });
+        });
+    }
+}
+
+/// COCO keypoint pairs drawn as the skeleton.
+const SKELETON: [(usize, usize); 16] = [
+    (0, 1),
+    (0, 2),
+    (1, 3),
+    (2, 4),
+    (5, 6),
+    (5, 7),
+    (7, 9),
+    (6, 8),
+    (8, 10),
+    (5, 11),
+    (6, 12),
+    (11, 12),
+    (11, 13),
+    (13, 15),
+    (12, 14),
+    (14, 16),
+];
+
+/// A dark-blue-to-yellow colour map.
+fn heat(t: f32) -> Color32 {
+    let c = |a: f32, b: f32, c: f32| (a + t * (b + t * c)).clamp(0.0, 1.0);
+    let (r, g, b) = (c(0.05, 0.3, 0.6), c(0.0, 1.2, -0.3), c(0.3, 0.9, -1.1));
+    Color32::from_rgb((r * 255.0) as u8, (g * 255.0) as u8, (b * 255.0) as u8)
+}
+
+impl eframe::App for LiveApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        let ctx = ui.ctx().clone();
+        self.take_updates(&ctx);
+        // --screenshot: the reply arrives as an event a few frames later.
+        let shot = ctx.input(|i| {
+            i.raw.events.iter().find_map(|e| match e {
+                egui::Event::Screenshot { image, .. } => Some(image.clone()),
+                _ => None,
+            })
+        });
+        if let (Some(img), Some(path)) = (shot, &self.opts.screenshot) {
+            if let Err(e) = save_png(path, &img) {
+                eprintln!("error: --screenshot {}: {e}", path.display());
+            } else {
+                eprintln!("screenshot: {}", path.display());
+            }
+            self.closing = true;
+        }
+        let due = self.loop_done
+            || self
+                .opts
+                .duration
+                .is_some_and(|d| self.started.elapsed().as_secs_f64() >= d);
+        if due && !self.shot_asked {
+            self.shot_asked = true;
+            if self.opts.screenshot.is_some() {
+                ctx.send_viewport_cmd(egui::ViewportCommand::Screenshot(Default::default()));
+            } else {
+                self.closing = true;
+            }
+        }
+        if self.closing {
+            let _ = self.ctl.send(Control::Stop);
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+        }
+        egui::CentralPanel::default().show(ui, |ui| {
+            ui.heading(&self.opts.title);
+            self.controls(ui);
+            ui.separator();
+            if self.opts.n_bins > 0 {
+                self.audio_view(ui);
+            } else {
+                self.video_view(ui);
+            }
+            ui.separator();
+            ui.label("posteriors and thresholds");
+            self.posteriors_plot(ui, 200.0);
+            ui.label("events");
+            self.events_lane(ui);
+            ui.separator();
+            self.stats_line(ui);
+        });
+        ctx.request_repaint_after(Duration::from_millis(33));
+    }
+}
+
+fn save_png(path: &std::path::Path, img: &ColorImage) -> anyhow::Result<()> {
+    let [w, h] = img.size;
+    let mut rgba = Vec::with_capacity(w * h * 4);
+    for p in &img.pixels {
+        rgba.extend_from_slice(&p.to_array());
+    }
+    image::save_buffer(
+        path,
+        &rgba,
+        w as u32,
+        h as u32,
+        image::ExtendedColorType::Rgba8,
+    )?;
+    Ok(())
+}
