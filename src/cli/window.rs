@@ -556,8 +556,9 @@ impl LiveApp {
                 let frac = (self.feats.len() as f64 / keep).clamp(0.02, 1.0) as f32;
                 match &self.spectrogram {
                     Some(t) => {
-                        let img =
-                            egui::Image::new(t).fit_to_exact_size(Vec2::new(size.x * frac, size.y));
+                        let img = egui::Image::new(t)
+                            .maintain_aspect_ratio(false)
+                            .fit_to_exact_size(Vec2::new(size.x * frac, size.y));
                         ui.add(img);
                     }
                     None => {
