@@ -619,6 +619,34 @@ mod tests {
         }
     }
 
+    /// A live slider's new thresholds apply from the next frame: a score of
+    /// 0.6 starts no event at 0.7, one at 0.5 after the change; values are
+    /// clamped and `off` capped at `on`.
+    #[test]
+    fn thresholds_change_while_the_stream_runs() {
+        let l = labels(&["a"]);
+        let sec = DecisionSection {
+            threshold: 0.7,
+            ..Default::default()
+        };
+        let cfg = DecisionConfig::from_section(&sec, &l, 0.01).unwrap();
+        let mut d = Decider::new(cfg, l, 0.01, 0.0);
+        let mut ev = Vec::new();
+        for _ in 0..10 {
+            d.push(&[0.6], &mut ev).unwrap();
+        }
+        d.set_thresholds(&[0.5], &[0.9]);
+        assert_eq!((d.config().on[0], d.config().off[0]), (0.5, 0.5));
+        for _ in 0..10 {
+            d.push(&[0.6], &mut ev).unwrap();
+        }
+        d.push(&[0.0], &mut ev).unwrap();
+        assert_eq!(ev.len(), 1, "{ev:?}");
+        assert!((ev[0].start_s - 0.10).abs() < 1e-9, "{ev:?}");
+        d.set_thresholds(&[1.7], &[-1.0]);
+        assert_eq!((d.config().on[0], d.config().off[0]), (1.0, 0.0));
+    }
+
     #[test]
     fn config_defaults_and_overrides() {
         let l = labels(&["a", "b", "c"]);

@@ -725,3 +725,57 @@ fn save_png(path: &std::path::Path, img: &ColorImage) -> anyhow::Result<()> {
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> WindowOptions {
+        WindowOptions {
+            title: "t".into(),
+            labels: vec!["a".into(), "b".into()],
+            thresholds: (vec![0.5, 0.5], vec![0.4, 0.4]),
+            n_bins: 3,
+            feature_period_s: 0.5,
+            step_period_s: 1.0,
+            duration: None,
+            screenshot: None,
+        }
+    }
+
+    /// With nobody reading, the loop's offers and flushes never block:
+    /// updates stay pending, their history cut to the last 10 s (20 feature
+    /// frames at 0.5 s, rows of posteriors at 1 s with the block's start
+    /// moved by the rows dropped); a reader then gets it all merged.
+    #[test]
+    fn a_slow_window_never_blocks_the_loop() {
+        let (mut link, rx, _ctl) = link(&opts());
+        let t = Instant::now();
+        for i in 0..1000 {
+            link.offer(|u| {
+                u.features.extend_from_slice(&[i as f32; 3]);
+                if u.posteriors.is_empty() {
+                    u.posteriors_t0 = Some(i as f64);
+                }
+                u.posteriors.extend_from_slice(&[0.1, 0.9]);
+                u.time_s = i as f64;
+            });
+            link.last_send = Instant::now() - SEND_EVERY;
+            link.flush();
+        }
+        assert!(t.elapsed() < Duration::from_secs(2));
+        // the two channel slots hold the first two updates; the rest pending
+        let a = rx.try_recv().unwrap();
+        assert_eq!(a.features, vec![0.0; 3]);
+        let _ = rx.try_recv().unwrap();
+        assert!(rx.try_recv().is_err());
+        let p = &link.pending;
+        assert_eq!(p.features.len(), 3 * link.max_rows);
+        assert_eq!(p.features[0], (1000 - link.max_rows) as f32);
+        assert_eq!(p.posteriors.len(), 2 * link.max_rows);
+        assert_eq!(p.posteriors_t0, Some((1000 - link.max_rows) as f64));
+        link.last_send = Instant::now() - SEND_EVERY;
+        link.flush();
+        assert_eq!(rx.try_recv().unwrap().time_s, 999.0);
+    }
+}
