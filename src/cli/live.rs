@@ -350,14 +350,7 @@ fn audio_loop(rec: &Recognizer, a: &Args, mut link: Option<Link>) -> anyhow::Res
         }
         #[cfg(feature = "window")]
         if let Some(l) = link.as_mut() {
-            let (mut stop_now, mut reset_now) = (false, false);
-            while let Some(c) = l.control() {
-                match c {
-                    super::window::Control::Thresholds(on, off) => proc.set_thresholds(&on, &off),
-                    super::window::Control::Reset => reset_now = true,
-                    super::window::Control::Stop => stop_now = true,
-                }
-            }
+            let (stop_now, reset_now) = l.apply_controls(&mut proc);
             if stop_now {
                 break Ok(());
             }

@@ -120,9 +120,19 @@ impl Link {
         }
     }
 
-    /// The next control from the window, if any (never waits).
-    pub fn control(&self) -> Option<Control> {
-        self.ctl.try_recv().ok()
+    /// Applies what the window asked since the last call (never waits):
+    /// new thresholds go to `proc` at once; returns (stop, reset) for the
+    /// loop to carry out, since a reset also closes and prints events.
+    pub fn apply_controls(&self, proc: &mut seqrec::pipeline::StreamProcessor) -> (bool, bool) {
+        let (mut stop, mut reset) = (false, false);
+        while let Ok(c) = self.ctl.try_recv() {
+            match c {
+                Control::Thresholds(on, off) => proc.set_thresholds(&on, &off),
+                Control::Reset => reset = true,
+                Control::Stop => stop = true,
+            }
+        }
+        (stop, reset)
     }
 }
 
