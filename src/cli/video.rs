@@ -282,18 +282,19 @@ pub fn live(
                 emit(&mut out, seg_s, &mut shown, None, &mut latencies)?;
                 seg_s = last_pts;
             }
-            if l.due() {
-                offer_frame(
-                    l,
-                    &frame,
-                    &proc,
-                    &mut out,
-                    seg_s,
-                    &mut shown,
-                    &latencies,
-                    src.dropped_frames(),
-                );
-            }
+            // Every frame: frames arrive at most at the source's rate, and
+            // a time gate would drop every other one of a 30 fps source
+            // whose processing ends just before the next frame.
+            offer_frame(
+                l,
+                &frame,
+                &proc,
+                &mut out,
+                seg_s,
+                &mut shown,
+                &latencies,
+                src.dropped_frames(),
+            );
             if stop_now {
                 break Ok(());
             }

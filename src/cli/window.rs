@@ -5,7 +5,7 @@
 //! on its own thread exactly as without a window and *offers* what it made
 //! to a [`Link`]: the link merges offers into one pending [`Update`] and
 //! hands it to the UI through a bounded channel with `try_send`, at most
-//! every 33 ms. When the UI is slow the channel is full, the update stays
+//! every 25 ms. When the UI is slow the channel is full, the update stays
 //! pending (its history bounded) and the loop goes on: the capture callback
 //! and the processing thread never wait for the window; the window may skip.
 //! Controls go the other way on an unbounded channel the loop polls without
@@ -23,7 +23,7 @@ use seqrec::decision::Event;
 /// Seconds of history the window shows.
 const SHOW_S: f64 = 10.0;
 /// Least time between two updates sent to the UI.
-const SEND_EVERY: Duration = Duration::from_millis(33);
+const SEND_EVERY: Duration = Duration::from_millis(25);
 /// Events the window keeps.
 const KEEP_EVENTS: usize = 200;
 
@@ -106,7 +106,8 @@ impl Link {
         }
     }
 
-    /// Is it time to offer and send again (every 33 ms)?
+    /// Is it time to offer and send again (every 25 ms)? The audio loop asks
+    /// (its chunks come every 10 ms); the video loop sends every frame.
     pub fn due(&self) -> bool {
         self.last_send.elapsed() >= SEND_EVERY
     }
@@ -270,6 +271,8 @@ struct LiveApp {
     closing: bool,
     loop_done: bool,
     updates: u64,
+    drawn: u64,
+    reported: bool,
 }
 
 impl LiveApp {
@@ -298,6 +301,8 @@ impl LiveApp {
             closing: false,
             loop_done: false,
             updates: 0,
+            drawn: 0,
+            reported: false,
             opts,
         }
     }
@@ -695,7 +700,18 @@ impl eframe::App for LiveApp {
                 self.closing = true;
             }
         }
+        self.drawn += 1;
         if self.closing {
+            if !self.reported {
+                self.reported = true;
+                let secs = self.started.elapsed().as_secs_f64().max(1e-3);
+                eprintln!(
+                    "window: {} updates taken, {} frames drawn in {secs:.1} s ({:.1} per second)",
+                    self.updates,
+                    self.drawn,
+                    self.drawn as f64 / secs
+                );
+            }
             let _ = self.ctl.send(Control::Stop);
             ctx.send_viewport_cmd(egui::ViewportCommand::Close);
         }
