@@ -357,7 +357,8 @@ fn live_window_shows_what_the_microphone_hears() {
 }
 
 /// The same for a video bundle on a live FFmpeg input: the camera-motion
-/// clip played in real time, its events on stdout, the frames in the window.
+/// clip played in real time, its events on stdout, the frames in the window,
+/// and with `--record` the events in a JSON Lines file too.
 #[test]
 fn live_window_shows_the_frames_of_a_live_video_input() {
     if display().is_none() {
@@ -372,9 +373,17 @@ fn live_window_shows_the_frames_of_a_live_video_input() {
         .arg(root().join("models/action"))
         .arg("--ffmpeg-input")
         .arg(format!("-re -i {}", clip.display()))
-        .args(["--format", "jsonl", "--window", "--duration", "9"])
+        .args([
+            "--format",
+            "jsonl",
+            "--window",
+            "--record",
+            "--duration",
+            "9",
+        ])
         .arg("--screenshot")
         .arg(&shot)
+        .current_dir(dir.path())
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -390,6 +399,15 @@ fn live_window_shows_the_frames_of_a_live_video_input() {
         "{labels:?}\n{err}"
     );
     assert_shows_panels(&shot);
+    // --record wrote the same events to seqrec-live-<time>.jsonl.
+    let recorded: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    assert_eq!(recorded.len(), 1, "{recorded:?}\n{err}");
+    let lines = std::fs::read_to_string(&recorded[0]).unwrap();
+    assert_eq!(lines.lines().count(), labels.len(), "{lines}");
 }
 
 /// Without a display, `--window` says so in one line and exits with 2.

@@ -64,6 +64,10 @@ pub struct Args {
     /// With --window --duration S: write a PNG of the window just before it closes.
     #[arg(long, value_name = "FILE.png", requires = "window")]
     screenshot: Option<PathBuf>,
+    /// With --window: start recording at once (as the window's Record button does): the events
+    /// to seqrec-live-<time>.jsonl and, for audio, the input to seqrec-live-<time>.wav here.
+    #[arg(long, requires = "window")]
+    record: bool,
     #[command(flatten)]
     stats: StatsFlags,
     #[command(flatten)]
@@ -228,6 +232,9 @@ fn with_window(
         screenshot: a.screenshot.clone(),
     };
     let (link, rx, ctl) = window::link(&opts);
+    if a.record {
+        let _ = ctl.send(window::Control::Record(true));
+    }
     std::thread::scope(|s| {
         let worker = s.spawn(move || match video {
             Some(input) => super::video::live(
@@ -317,6 +324,8 @@ fn audio_loop(rec: &Recognizer, a: &Args, mut link: Option<Link>) -> anyhow::Res
     let mut plotted: Vec<Event> = Vec::new();
     let keep_events = a.plot.is_some() || link.is_some();
     let mut shown_events = 0usize;
+    #[cfg(feature = "window")]
+    let mut recorder: Option<super::window::Recorder> = None;
     let emit = |plotted: &mut Vec<Event>,
                 events: &mut Vec<Event>,
                 seg_start_s: f64,
@@ -350,11 +359,32 @@ fn audio_loop(rec: &Recognizer, a: &Args, mut link: Option<Link>) -> anyhow::Res
         }
         #[cfg(feature = "window")]
         if let Some(l) = link.as_mut() {
-            let (stop_now, reset_now) = l.apply_controls(&mut proc);
-            if stop_now {
+            let asked = l.apply_controls(&mut proc);
+            if asked.stop {
                 break Ok(());
             }
-            if reset_now {
+            match (asked.record, recorder.is_some()) {
+                (Some(true), false) => {
+                    match super::window::Recorder::start(Some(rec.sample_rate())) {
+                        Ok(r) => {
+                            let names = r.names.clone();
+                            recorder = Some(r);
+                            l.offer(|u| u.recording = Some(names));
+                        }
+                        Err(e) => eprintln!("\rwarning: {e:#}"),
+                    }
+                }
+                (Some(false), true) => {
+                    if let Some(r) = recorder.take()
+                        && let Err(e) = r.finish(Some(rec.sample_rate()))
+                    {
+                        eprintln!("\rwarning: recording: {e}");
+                    }
+                    l.offer(|u| u.recording = Some(String::new()));
+                }
+                _ => {}
+            }
+            if asked.reset {
                 let seg_s = segment_start as f64 / sr;
                 if let Err(e) = proc.finish(&mut out) {
                     break Err(e.into());
@@ -391,6 +421,13 @@ fn audio_loop(rec: &Recognizer, a: &Args, mut link: Option<Link>) -> anyhow::Res
         }
         if n == 0 {
             continue;
+        }
+        #[cfg(feature = "window")]
+        if let Some(r) = recorder.as_mut()
+            && let Err(e) = r.samples(&buf)
+        {
+            eprintln!("\rwarning: recording stopped: {e}");
+            recorder = None;
         }
         let level = level_dbfs(&buf);
         if let Err(e) = proc.push(&buf, &mut out) {
@@ -435,6 +472,9 @@ fn audio_loop(rec: &Recognizer, a: &Args, mut link: Option<Link>) -> anyhow::Res
                         .extend_from_slice(&out.posteriors[posts_sent..]);
                 }
                 u.events.extend_from_slice(&plotted[shown_events..]);
+                if let Some(r) = recorder.as_mut() {
+                    let _ = r.events(&plotted[shown_events..]);
+                }
                 u.scores = proc.last_scores().to_vec();
                 u.level_db = Some(level);
                 u.stats = Some(stats);
@@ -478,6 +518,15 @@ fn audio_loop(rec: &Recognizer, a: &Args, mut link: Option<Link>) -> anyhow::Res
     let seg_s = segment_start as f64 / sr;
     proc.finish(&mut out)?;
     emit(&mut plotted, &mut out.events, seg_s, &mut latencies, None)?;
+    #[cfg(feature = "window")]
+    if let Some(mut r) = recorder.take() {
+        let done = r
+            .events(&plotted[shown_events.min(plotted.len())..])
+            .and_then(|()| r.finish(Some(rec.sample_rate())));
+        if let Err(e) = done {
+            eprintln!("warning: recording: {e}");
+        }
+    }
     let wall = t0.elapsed().as_secs_f64();
     if let Some(path) = &a.plot {
         let title = format!("live: {} on {}", rec.bundle().name, mic.device_name());

@@ -228,6 +228,8 @@ pub fn live(
     let mut seg_s = 0.0f64;
     let mut shown: Vec<seqrec::decision::Event> = Vec::new();
     let keep = link.is_some();
+    #[cfg(feature = "window")]
+    let mut recorder: Option<super::window::Recorder> = None;
     let emit = |out: &mut Output,
                 seg_s: f64,
                 shown: &mut Vec<seqrec::decision::Event>,
@@ -274,8 +276,27 @@ pub fn live(
         }
         #[cfg(feature = "window")]
         if let Some(l) = link.as_mut() {
-            let (stop_now, reset_now) = l.apply_controls(&mut proc);
-            if reset_now {
+            let asked = l.apply_controls(&mut proc);
+            match (asked.record, recorder.is_some()) {
+                (Some(true), false) => match super::window::Recorder::start(None) {
+                    Ok(r) => {
+                        let names = r.names.clone();
+                        recorder = Some(r);
+                        l.offer(|u| u.recording = Some(names));
+                    }
+                    Err(e) => eprintln!("warning: {e:#}"),
+                },
+                (Some(false), true) => {
+                    if let Some(r) = recorder.take()
+                        && let Err(e) = r.finish(None)
+                    {
+                        eprintln!("warning: recording: {e}");
+                    }
+                    l.offer(|u| u.recording = Some(String::new()));
+                }
+                _ => {}
+            }
+            if asked.reset {
                 if let Err(e) = proc.finish(&mut out) {
                     break Err(e.into());
                 }
@@ -285,6 +306,9 @@ pub fn live(
             // Every frame: frames arrive at most at the source's rate, and
             // a time gate would drop every other one of a 30 fps source
             // whose processing ends just before the next frame.
+            if let Some(r) = recorder.as_mut() {
+                let _ = r.events(&shown);
+            }
             offer_frame(
                 l,
                 &frame,
@@ -295,13 +319,19 @@ pub fn live(
                 &latencies,
                 src.dropped_frames(),
             );
-            if stop_now {
+            if asked.stop {
                 break Ok(());
             }
         }
     };
     proc.finish(&mut out)?;
     emit(&mut out, seg_s, &mut shown, None, &mut latencies)?;
+    #[cfg(feature = "window")]
+    if let Some(mut r) = recorder.take()
+        && let Err(e) = r.events(&shown).and_then(|()| r.finish(None))
+    {
+        eprintln!("warning: recording: {e}");
+    }
     let wall = t0.elapsed().as_secs_f64();
     let seconds = if frames == 0 {
         0.0

@@ -50,6 +50,8 @@ pub struct Update {
     pub stats: Option<StatsView>,
     /// Seconds of input so far.
     pub time_s: f64,
+    /// Recording: the file names; `Some("")` when it stopped.
+    pub recording: Option<String>,
 }
 
 /// Statistics shown in the window.
@@ -74,6 +76,133 @@ pub enum Control {
     Reset,
     /// Stop the run (the window was closed).
     Stop,
+    /// Start (true) or stop (false) recording the events (JSON Lines) and,
+    /// for audio, the input (WAV) into the current directory.
+    Record(bool),
+}
+
+/// What the window asked that the loop must carry out itself.
+#[derive(Debug, Default)]
+pub struct Asked {
+    /// Stop the run.
+    pub stop: bool,
+    /// Close open events and start afresh.
+    pub reset: bool,
+    /// Start or stop recording.
+    pub record: Option<bool>,
+}
+
+/// `Record`: the events as JSON Lines (times on the run's timeline) and,
+/// for audio, the input as 16-bit mono WAV at the bundle's rate, named
+/// `seqrec-live-<unix seconds>.{jsonl,wav}` in the current directory.
+pub struct Recorder {
+    /// The file names, for the window.
+    pub names: String,
+    events: std::io::BufWriter<std::fs::File>,
+    wav: Option<(std::io::BufWriter<std::fs::File>, u32)>,
+}
+
+impl Recorder {
+    /// Creates the files; `rate`: the audio rate (None for video).
+    ///
+    /// # Errors
+    /// When a file cannot be created.
+    pub fn start(rate: Option<u32>) -> anyhow::Result<Recorder> {
+        Self::start_in(std::path::Path::new("."), rate)
+    }
+
+    /// As [`Recorder::start`], into `dir`.
+    ///
+    /// # Errors
+    /// When a file cannot be created.
+    pub fn start_in(dir: &std::path::Path, rate: Option<u32>) -> anyhow::Result<Recorder> {
+        use std::io::Write;
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let stem = dir
+            .join(format!("seqrec-live-{stamp}"))
+            .display()
+            .to_string();
+        let stem = stem.strip_prefix("./").unwrap_or(&stem).to_string();
+        let open = |ext: &str| -> anyhow::Result<std::io::BufWriter<std::fs::File>> {
+            let name = format!("{stem}.{ext}");
+            let f = std::fs::File::create(&name)
+                .map_err(|e| anyhow::anyhow!("recording: cannot create {name}: {e}"))?;
+            Ok(std::io::BufWriter::new(f))
+        };
+        let events = open("jsonl")?;
+        let wav = match rate {
+            Some(r) => {
+                let mut w = open("wav")?;
+                w.write_all(&wav_header(r, 0))?;
+                Some((w, 0))
+            }
+            None => None,
+        };
+        let names = if wav.is_some() {
+            format!("{stem}.jsonl, {stem}.wav")
+        } else {
+            format!("{stem}.jsonl")
+        };
+        eprintln!("recording: {names}");
+        Ok(Recorder { names, events, wav })
+    }
+
+    /// Appends closed events (times on the run's timeline).
+    pub fn events(&mut self, events: &[Event]) -> std::io::Result<()> {
+        for e in events {
+            super::common::write_event(&mut self.events, e, 0.0, true)?;
+        }
+        Ok(())
+    }
+
+    /// Appends input samples (audio).
+    pub fn samples(&mut self, x: &[f32]) -> std::io::Result<()> {
+        use std::io::Write;
+        if let Some((w, n)) = self.wav.as_mut() {
+            for v in x {
+                let s = (v.clamp(-1.0, 1.0) * 32767.0).round() as i16;
+                w.write_all(&s.to_le_bytes())?;
+            }
+            *n = n.saturating_add(x.len() as u32);
+        }
+        Ok(())
+    }
+
+    /// Flushes and writes the WAV sizes.
+    pub fn finish(self, rate: Option<u32>) -> std::io::Result<()> {
+        use std::io::{Seek, Write};
+        let mut ev = self.events;
+        ev.flush()?;
+        if let (Some((w, n)), Some(r)) = (self.wav, rate) {
+            let mut f = w.into_inner().map_err(|e| e.into_error())?;
+            f.seek(std::io::SeekFrom::Start(0))?;
+            f.write_all(&wav_header(r, n))?;
+        }
+        eprintln!("recorded: {}", self.names);
+        Ok(())
+    }
+}
+
+/// A 44-byte PCM WAV header: mono, 16-bit, `samples` samples at `rate`.
+fn wav_header(rate: u32, samples: u32) -> [u8; 44] {
+    let data = samples.saturating_mul(2);
+    let mut h = [0u8; 44];
+    let mut put = |at: usize, b: &[u8]| h[at..at + b.len()].copy_from_slice(b);
+    put(0, b"RIFF");
+    put(4, &data.saturating_add(36).to_le_bytes());
+    put(8, b"WAVEfmt ");
+    put(16, &16u32.to_le_bytes());
+    put(20, &1u16.to_le_bytes());
+    put(22, &1u16.to_le_bytes());
+    put(24, &rate.to_le_bytes());
+    put(28, &(rate * 2).to_le_bytes());
+    put(32, &2u16.to_le_bytes());
+    put(34, &16u16.to_le_bytes());
+    put(36, b"data");
+    put(40, &data.to_le_bytes());
+    h
 }
 
 /// The loop's end of the window: see the [module documentation](self).
@@ -122,18 +251,19 @@ impl Link {
     }
 
     /// Applies what the window asked since the last call (never waits):
-    /// new thresholds go to `proc` at once; returns (stop, reset) for the
-    /// loop to carry out, since a reset also closes and prints events.
-    pub fn apply_controls(&self, proc: &mut seqrec::pipeline::StreamProcessor) -> (bool, bool) {
-        let (mut stop, mut reset) = (false, false);
+    /// new thresholds go to `proc` at once; the rest is for the loop to
+    /// carry out (a reset also closes and prints events).
+    pub fn apply_controls(&self, proc: &mut seqrec::pipeline::StreamProcessor) -> Asked {
+        let mut a = Asked::default();
         while let Ok(c) = self.ctl.try_recv() {
             match c {
                 Control::Thresholds(on, off) => proc.set_thresholds(&on, &off),
-                Control::Reset => reset = true,
-                Control::Stop => stop = true,
+                Control::Reset => a.reset = true,
+                Control::Stop => a.stop = true,
+                Control::Record(on) => a.record = Some(on),
             }
         }
-        (stop, reset)
+        a
     }
 }
 
@@ -270,6 +400,7 @@ struct LiveApp {
     shot_asked: bool,
     closing: bool,
     loop_done: bool,
+    recording: String,
     updates: u64,
     drawn: u64,
     reported: bool,
@@ -300,6 +431,7 @@ impl LiveApp {
             shot_asked: false,
             closing: false,
             loop_done: false,
+            recording: String::new(),
             updates: 0,
             drawn: 0,
             reported: false,
@@ -358,6 +490,9 @@ impl LiveApp {
             }
             if let Some(s) = u.stats {
                 self.stats = s;
+            }
+            if let Some(r) = u.recording {
+                self.recording = r;
             }
             self.time_s = self.time_s.max(u.time_s);
         }
@@ -449,8 +584,21 @@ impl LiveApp {
             if ui.button("Reset stream").clicked() {
                 let _ = self.ctl.send(Control::Reset);
             }
+            let rec = !self.recording.is_empty();
+            if ui
+                .button(if rec { "Stop recording" } else { "Record" })
+                .clicked()
+            {
+                let _ = self.ctl.send(Control::Record(!rec));
+            }
             if ui.button("Stop").clicked() {
                 self.closing = true;
+            }
+            if rec {
+                ui.colored_label(
+                    Color32::from_rgb(230, 60, 60),
+                    format!("● {}", self.recording),
+                );
             }
         });
     }
@@ -773,6 +921,43 @@ mod tests {
     /// updates stay pending, their history cut to the last 10 s (20 feature
     /// frames at 0.5 s, rows of posteriors at 1 s with the block's start
     /// moved by the rows dropped); a reader then gets it all merged.
+    /// Recording writes the events as JSON Lines and the samples as a WAV
+    /// that decodes back to them (16-bit).
+    #[test]
+    fn recording_writes_events_and_a_wav() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = Recorder::start_in(dir.path(), Some(16000)).unwrap();
+        let x: Vec<f32> = (0..16000).map(|i| (i as f32 * 0.01).sin() * 0.5).collect();
+        r.samples(&x[..7000]).unwrap();
+        r.samples(&x[7000..]).unwrap();
+        let e = Event {
+            label: "yes".into(),
+            start_s: 1.25,
+            end_s: 1.5,
+            score: 0.9,
+        };
+        r.events(std::slice::from_ref(&e)).unwrap();
+        let names = r.names.clone();
+        r.finish(Some(16000)).unwrap();
+        let (jsonl, wav) = names.split_once(", ").unwrap();
+        let line = std::fs::read_to_string(jsonl).unwrap();
+        let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+        assert_eq!(
+            (v["label"].as_str(), v["start_s"].as_f64()),
+            (Some("yes"), Some(1.25))
+        );
+        let mut f = seqrec::source::AudioFile::open(wav, 16000).unwrap();
+        let mut y = Vec::new();
+        while f.read_chunk(&mut y).unwrap() > 0 {}
+        assert_eq!(y.len(), x.len());
+        let d = x
+            .iter()
+            .zip(&y)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(d < 1e-4, "{d}");
+    }
+
     #[test]
     fn a_slow_window_never_blocks_the_loop() {
         let (mut link, rx, _ctl) = link(&opts());
