@@ -363,27 +363,7 @@ fn audio_loop(rec: &Recognizer, a: &Args, mut link: Option<Link>) -> anyhow::Res
             if asked.stop {
                 break Ok(());
             }
-            match (asked.record, recorder.is_some()) {
-                (Some(true), false) => {
-                    match super::window::Recorder::start(Some(rec.sample_rate())) {
-                        Ok(r) => {
-                            let names = r.names.clone();
-                            recorder = Some(r);
-                            l.offer(|u| u.recording = Some(names));
-                        }
-                        Err(e) => eprintln!("\rwarning: {e:#}"),
-                    }
-                }
-                (Some(false), true) => {
-                    if let Some(r) = recorder.take()
-                        && let Err(e) = r.finish(Some(rec.sample_rate()))
-                    {
-                        eprintln!("\rwarning: recording: {e}");
-                    }
-                    l.offer(|u| u.recording = Some(String::new()));
-                }
-                _ => {}
-            }
+            l.record(asked.record, &mut recorder, Some(rec.sample_rate()));
             if asked.reset {
                 let seg_s = segment_start as f64 / sr;
                 if let Err(e) = proc.finish(&mut out) {

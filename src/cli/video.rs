@@ -277,25 +277,7 @@ pub fn live(
         #[cfg(feature = "window")]
         if let Some(l) = link.as_mut() {
             let asked = l.apply_controls(&mut proc);
-            match (asked.record, recorder.is_some()) {
-                (Some(true), false) => match super::window::Recorder::start(None) {
-                    Ok(r) => {
-                        let names = r.names.clone();
-                        recorder = Some(r);
-                        l.offer(|u| u.recording = Some(names));
-                    }
-                    Err(e) => eprintln!("warning: {e:#}"),
-                },
-                (Some(false), true) => {
-                    if let Some(r) = recorder.take()
-                        && let Err(e) = r.finish(None)
-                    {
-                        eprintln!("warning: recording: {e}");
-                    }
-                    l.offer(|u| u.recording = Some(String::new()));
-                }
-                _ => {}
-            }
+            l.record(asked.record, &mut recorder, None);
             if asked.reset {
                 if let Err(e) = proc.finish(&mut out) {
                     break Err(e.into());

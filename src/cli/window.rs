@@ -250,6 +250,36 @@ impl Link {
         }
     }
 
+    /// Carries out a Record request (`want`): starts `recorder` (audio at
+    /// `rate`) or finishes it, and tells the window; a failure is a warning,
+    /// recognition goes on.
+    pub fn record(
+        &mut self,
+        want: Option<bool>,
+        recorder: &mut Option<Recorder>,
+        rate: Option<u32>,
+    ) {
+        match (want, recorder.is_some()) {
+            (Some(true), false) => match Recorder::start(rate) {
+                Ok(r) => {
+                    let names = r.names.clone();
+                    *recorder = Some(r);
+                    self.offer(|u| u.recording = Some(names));
+                }
+                Err(e) => eprintln!("\rwarning: {e:#}"),
+            },
+            (Some(false), true) => {
+                if let Some(r) = recorder.take()
+                    && let Err(e) = r.finish(rate)
+                {
+                    eprintln!("\rwarning: recording: {e}");
+                }
+                self.offer(|u| u.recording = Some(String::new()));
+            }
+            _ => {}
+        }
+    }
+
     /// Applies what the window asked since the last call (never waits):
     /// new thresholds go to `proc` at once; the rest is for the loop to
     /// carry out (a reset also closes and prints events).
