@@ -587,6 +587,17 @@ impl Decider {
         )
     }
 
+    /// The events open now (begun, not yet ended), in label order: label
+    /// index, start time (with the start padding, as the closed event will
+    /// have it) and the highest smoothed score so far. For live displays;
+    /// an open event may still be dropped as too short when it closes.
+    pub fn open_events(&self) -> impl Iterator<Item = (usize, f64, f32)> + '_ {
+        self.states.iter().enumerate().filter_map(|(j, st)| {
+            st.open
+                .map(|(start, max)| (j, (self.time_of(start) - self.cfg.pad_s).max(0.0), max))
+        })
+    }
+
     /// Seconds between frames.
     pub fn frame_period_s(&self) -> f64 {
         self.frame_period_s

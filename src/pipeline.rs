@@ -601,6 +601,12 @@ impl StreamProcessor {
         self.decider.config()
     }
 
+    /// The events open now: label index, start time on this stream's clock
+    /// and highest score so far (see [`Decider::open_events`]).
+    pub fn open_events(&self) -> impl Iterator<Item = (usize, f64, f32)> + '_ {
+        self.decider.open_events()
+    }
+
     /// Smoothed scores of the most recent frame (for live displays).
     pub fn last_scores(&self) -> &[f32] {
         self.decider.last_smoothed()

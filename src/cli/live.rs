@@ -4,7 +4,8 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -139,6 +140,21 @@ fn level_dbfs(x: &[f32]) -> f32 {
     (10.0 * ms.max(1e-12).log10()).max(-120.0)
 }
 
+/// The Ctrl-C flag, its handler installed once per process (the window's
+/// supervisor runs the loops again after a switch, and a second handler
+/// would be refused).
+pub fn interrupted() -> anyhow::Result<Arc<AtomicBool>> {
+    static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    if let Some(f) = FLAG.get() {
+        return Ok(f.clone());
+    }
+    let f = Arc::new(AtomicBool::new(false));
+    let g = f.clone();
+    ctrlc::set_handler(move || g.store(true, Ordering::Release))
+        .context("installing the Ctrl-C handler")?;
+    Ok(FLAG.get_or_init(|| f).clone())
+}
+
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let bundle = load_bundle(&a.bundle, &a.decision)?;
     let rec = Recognizer::new(bundle)?;
@@ -163,7 +179,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         };
         #[cfg(feature = "window")]
         if a.window {
-            return with_window(&rec, &a, Some(input));
+            return with_window(rec, &a, Some(input));
         }
         #[cfg(not(feature = "window"))]
         if a.window {
@@ -186,19 +202,21 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     }
     #[cfg(feature = "window")]
     if a.window {
-        return with_window(&rec, &a, None);
+        return with_window(rec, &a, None);
     }
     #[cfg(not(feature = "window"))]
     if a.window {
         anyhow::bail!("--window: this seqrec was built without the `window` feature");
     }
-    audio_loop(&rec, &a, None)
+    audio_loop(&rec, &a, a.device.as_deref(), a.duration, None)
 }
 
 /// `--window`: the live loop on a worker thread, the window on this one.
+/// The worker is a supervisor: when the window picks another bundle or
+/// input, the loop ends and starts again on the new ones (see [`supervise`]).
 #[cfg(feature = "window")]
 fn with_window(
-    rec: &Recognizer,
+    rec: Recognizer,
     a: &Args,
     video: Option<super::video::LiveInput>,
 ) -> anyhow::Result<ExitCode> {
@@ -209,44 +227,32 @@ fn with_window(
         );
         return Ok(ExitCode::from(2));
     }
-    let cfg = rec.decision();
-    let n_bins = match rec.kind() {
-        seqrec::bundle::InputKind::Audio => rec.bundle().feature_config()?.n_bins(),
-        seqrec::bundle::InputKind::Video => 0,
+    let ffmpeg = match &video {
+        Some(super::video::LiveInput::Ffmpeg(args)) => Some(args.clone()),
+        _ => None,
     };
-    let feature_period_s = match rec.kind() {
-        seqrec::bundle::InputKind::Audio => {
-            let f = rec.bundle().feature_config()?;
-            f.hop_length() as f64 / f.sample_rate as f64
+    let here = a.bundle.canonicalize().unwrap_or_else(|_| a.bundle.clone());
+    let choices = window::Choices::scan(here.parent().unwrap_or(&here), ffmpeg.as_deref());
+    let input = match &video {
+        None => window::Input::Mic(a.device.clone()),
+        Some(super::video::LiveInput::Ffmpeg(_)) => window::Input::Ffmpeg,
+        Some(super::video::LiveInput::Camera { device, .. }) => {
+            window::Input::Camera(device.clone().unwrap_or_else(|| "0".into()))
         }
-        seqrec::bundle::InputKind::Video => rec.frame_period_s(),
     };
+    let layout = layout_of(&rec, &rec.bundle().dir.clone(), input)?;
     let opts = window::WindowOptions {
-        title: format!("seqrec live: {}", rec.bundle().name),
-        labels: rec.labels().to_vec(),
-        thresholds: (cfg.on.clone(), cfg.off.clone()),
-        n_bins,
-        feature_period_s,
-        step_period_s: rec.frame_period_s(),
+        layout,
+        choices,
         duration: a.duration,
         screenshot: a.screenshot.clone(),
     };
-    let (link, rx, ctl) = window::link(&opts);
+    let (mut link, rx, ctl) = window::link(&opts.layout);
     if a.record {
         let _ = ctl.send(window::Control::Record(true));
     }
     std::thread::scope(|s| {
-        let worker = s.spawn(move || match video {
-            Some(input) => super::video::live(
-                rec,
-                input,
-                a.duration,
-                a.format == LiveFormat::Jsonl,
-                &a.stats,
-                Some(link),
-            ),
-            None => audio_loop(rec, a, Some(link)),
-        });
+        let worker = s.spawn(move || supervise(rec, a, video, ffmpeg, &mut link));
         let shown = window::run(opts, rx, ctl);
         let res = worker
             .join()
@@ -263,6 +269,118 @@ fn with_window(
     })
 }
 
+/// What the window shows of `rec` on `input`.
+#[cfg(feature = "window")]
+fn layout_of(
+    rec: &Recognizer,
+    bundle: &std::path::Path,
+    input: super::window::Input,
+) -> anyhow::Result<super::window::Layout> {
+    use super::window::Input;
+    let cfg = rec.decision();
+    let (n_bins, feature_period_s) = match rec.kind() {
+        seqrec::bundle::InputKind::Audio => {
+            let f = rec.bundle().feature_config()?;
+            (f.n_bins(), f.hop_length() as f64 / f.sample_rate as f64)
+        }
+        seqrec::bundle::InputKind::Video => (0, rec.frame_period_s()),
+    };
+    let on = match &input {
+        Input::Mic(None) => "the default microphone".to_string(),
+        Input::Mic(Some(d)) => d.clone(),
+        Input::Camera(c) => format!("camera {c}"),
+        Input::Ffmpeg => "the FFmpeg input".into(),
+    };
+    Ok(super::window::Layout {
+        title: format!("seqrec live: {} on {on}", rec.bundle().name),
+        bundle: bundle.to_path_buf(),
+        input,
+        labels: rec.labels().to_vec(),
+        thresholds: (cfg.on.clone(), cfg.off.clone()),
+        n_bins,
+        feature_period_s,
+        step_period_s: rec.frame_period_s(),
+    })
+}
+
+/// Runs the live loop for the window and starts it again on another bundle
+/// or input when the window asks (the loop stops first: its open events are
+/// closed and printed, a recording finished). `--duration` counts from the
+/// first start. A choice that cannot be opened (bundle error, busy device)
+/// is reported in the window and the previous one runs on. Returns when a
+/// loop ends without a switch (Stop, window closed, input over, error).
+#[cfg(feature = "window")]
+fn supervise(
+    mut rec: Recognizer,
+    a: &Args,
+    mut video: Option<super::video::LiveInput>,
+    ffmpeg: Option<Vec<String>>,
+    link: &mut Link,
+) -> anyhow::Result<ExitCode> {
+    use super::video::LiveInput;
+    use super::window::Input;
+    let started = Instant::now();
+    let mut device = a.device.clone();
+    loop {
+        let left = a
+            .duration
+            .map(|d| (d - started.elapsed().as_secs_f64()).max(0.0));
+        let res = match &video {
+            Some(input) => super::video::live(
+                &rec,
+                input.clone(),
+                left,
+                a.format == LiveFormat::Jsonl,
+                &a.stats,
+                Some(&mut *link),
+            ),
+            None => audio_loop(&rec, a, device.as_deref(), left, Some(&mut *link)),
+        };
+        let Some((path, input)) = link.take_switch() else {
+            return res;
+        };
+        if let Err(e) = &res {
+            eprintln!("\rwarning: {e:#}");
+        }
+        let opened = (|| -> anyhow::Result<Recognizer> {
+            let rec = Recognizer::new(load_bundle(&path, &a.decision)?)?;
+            match (rec.kind(), &input) {
+                (seqrec::bundle::InputKind::Audio, Input::Mic(_))
+                | (seqrec::bundle::InputKind::Video, Input::Camera(_) | Input::Ffmpeg) => Ok(rec),
+                _ => anyhow::bail!("{} does not read that kind of input", path.display()),
+            }
+        })();
+        let rec_new = match opened {
+            Ok(r) => r,
+            Err(e) => {
+                link.notice(format!(
+                    "could not switch to {}: {e:#}; kept {}",
+                    path.display(),
+                    rec.bundle().name
+                ));
+                continue;
+            }
+        };
+        rec = rec_new;
+        match &input {
+            Input::Mic(d) => {
+                device = d.clone();
+                video = None;
+            }
+            Input::Camera(id) => {
+                video = Some(LiveInput::Camera {
+                    device: Some(id.clone()),
+                    size: a.size,
+                    fps: a.fps,
+                })
+            }
+            Input::Ffmpeg => video = ffmpeg.clone().map(LiveInput::Ffmpeg),
+        }
+        eprintln!("\rswitched to bundle {}", rec.bundle().name);
+        link.set_layout(layout_of(&rec, &path, input)?);
+    }
+}
+
 /// The live loops' end of the window (nothing without the `window` feature).
 #[cfg(feature = "window")]
 pub type Link = super::window::Link;
@@ -275,19 +393,20 @@ pub type Link = ();
     not(feature = "window"),
     allow(unused_mut, unused_variables, unused_assignments)
 )]
-fn audio_loop(rec: &Recognizer, a: &Args, mut link: Option<Link>) -> anyhow::Result<ExitCode> {
+fn audio_loop(
+    rec: &Recognizer,
+    a: &Args,
+    device: Option<&str>,
+    duration: Option<f64>,
+    mut link: Option<&mut Link>,
+) -> anyhow::Result<ExitCode> {
     let mut proc = rec.live_stream()?;
     let mut mic = Microphone::open(&MicOptions {
-        device: a.device.clone(),
+        device: device.map(str::to_string),
         target_rate: rec.sample_rate(),
         ..MicOptions::default()
     })?;
-    let stop = mic.stop_handle();
-    {
-        let stop = stop.clone();
-        ctrlc::set_handler(move || stop.store(true, Ordering::Release))
-            .context("installing the Ctrl-C handler")?;
-    }
+    let stop = interrupted()?;
     let sr = rec.sample_rate() as f64;
     let status = a.format == LiveFormat::Pretty && std::io::stderr().is_terminal();
     eprintln!(
@@ -296,7 +415,7 @@ fn audio_loop(rec: &Recognizer, a: &Args, mut link: Option<Link>) -> anyhow::Res
         mic.native_rate(),
         mic.native_channels(),
         rec.bundle().name,
-        if a.duration.is_some() {
+        if duration.is_some() {
             ""
         } else {
             "; Ctrl-C to stop"
@@ -304,7 +423,7 @@ fn audio_loop(rec: &Recognizer, a: &Args, mut link: Option<Link>) -> anyhow::Res
     );
 
     let t0 = Instant::now();
-    let deadline = a.duration.map(|d| t0 + Duration::from_secs_f64(d.max(0.0)));
+    let deadline = duration.map(|d| t0 + Duration::from_secs_f64(d.max(0.0)));
     let mut out = Output {
         keep_features: a.plot.is_some() || link.is_some(),
         keep_posteriors: a.plot.is_some() || link.is_some(),
@@ -358,7 +477,7 @@ fn audio_loop(rec: &Recognizer, a: &Args, mut link: Option<Link>) -> anyhow::Res
             break Ok(());
         }
         #[cfg(feature = "window")]
-        if let Some(l) = link.as_mut() {
+        if let Some(l) = link.as_deref_mut() {
             let asked = l.apply_controls(&mut proc);
             if asked.stop {
                 break Ok(());
@@ -433,7 +552,7 @@ fn audio_loop(rec: &Recognizer, a: &Args, mut link: Option<Link>) -> anyhow::Res
             )?;
         }
         #[cfg(feature = "window")]
-        if let Some(l) = link.as_mut()
+        if let Some(l) = link.as_deref_mut()
             && l.due()
         {
             let period = proc.frame_period_s();
@@ -456,6 +575,12 @@ fn audio_loop(rec: &Recognizer, a: &Args, mut link: Option<Link>) -> anyhow::Res
                     let _ = r.events(&plotted[shown_events..]);
                 }
                 u.scores = proc.last_scores().to_vec();
+                let seg_s = segment_start as f64 / sr;
+                u.open = Some(
+                    proc.open_events()
+                        .map(|(i, t, m)| (i, t + seg_s, m))
+                        .collect(),
+                );
                 u.level_db = Some(level);
                 u.stats = Some(stats);
                 u.time_s = total_samples as f64 / sr;
@@ -533,6 +658,101 @@ fn audio_loop(rec: &Recognizer, a: &Args, mut link: Option<Link>) -> anyhow::Res
 #[cfg(test)]
 mod tests {
     use super::split_args;
+
+    /// The window's supervisor on a live FFmpeg input (no display needed:
+    /// the test plays the window's part on the channels). It runs
+    /// models/action, switches to models/pose-action when asked (the new
+    /// layout comes first, then posteriors of its 7 labels), keeps running
+    /// with a notice when asked for a bundle that does not load, and returns
+    /// when asked to stop.
+    #[cfg(feature = "window")]
+    #[test]
+    fn the_window_switches_bundles_without_a_restart() {
+        use super::super::window::{Control, Input, Update};
+        use std::time::{Duration, Instant};
+        #[derive(clap::Parser)]
+        struct T {
+            #[command(flatten)]
+            a: super::Args,
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let action = root.join("models/action");
+        let t = <T as clap::Parser>::try_parse_from([
+            "t",
+            "--bundle",
+            action.to_str().unwrap(),
+            "--format",
+            "jsonl",
+            "--duration",
+            "60",
+        ])
+        .unwrap();
+        let rec =
+            seqrec::pipeline::Recognizer::new(super::load_bundle(&action, &t.a.decision).unwrap())
+                .unwrap();
+        let ff: Vec<String> = "-re -f lavfi -i testsrc2=size=160x120:rate=15"
+            .split(' ')
+            .map(String::from)
+            .collect();
+        let layout = super::layout_of(&rec, &action, Input::Ffmpeg).unwrap();
+        let n0 = layout.labels.len();
+        let (mut link, rx, ctl) = super::super::window::link(&layout);
+        let a = &t.a;
+        std::thread::scope(|s| {
+            let input = super::super::video::LiveInput::Ffmpeg(ff.clone());
+            let worker =
+                s.spawn(move || super::supervise(rec, a, Some(input), Some(ff), &mut link));
+            let deadline = Instant::now() + Duration::from_secs(50);
+            let next = || -> Update {
+                let left = deadline.saturating_duration_since(Instant::now());
+                rx.recv_timeout(left).expect("an update from the loop")
+            };
+            // posteriors of the first bundle
+            while next().posteriors.len() < n0 {}
+            ctl.send(Control::Switch(
+                root.join("models/nonexistent"),
+                Input::Ffmpeg,
+            ))
+            .unwrap();
+            let notice = loop {
+                if let Some(n) = next().notice {
+                    break n;
+                }
+            };
+            assert!(notice.contains("could not switch"), "{notice}");
+            let u = loop {
+                let u = next();
+                assert!(u.layout.is_none());
+                if !u.posteriors.is_empty() {
+                    break u;
+                }
+            };
+            assert_eq!(u.posteriors.len() % n0, 0, "still the first bundle");
+            ctl.send(Control::Switch(
+                root.join("models/pose-action"),
+                Input::Ffmpeg,
+            ))
+            .unwrap();
+            let l = loop {
+                if let Some(l) = next().layout {
+                    break l;
+                }
+            };
+            assert_eq!(l.labels.len(), 7, "{:?}", l.labels);
+            assert!(l.title.contains("pose"), "{}", l.title);
+            let u = loop {
+                let u = next();
+                if !u.posteriors.is_empty() {
+                    break u;
+                }
+            };
+            assert_eq!(u.posteriors.len() % 7, 0);
+            assert!(u.keypoints.is_some(), "a pose bundle shows keypoints");
+            ctl.send(Control::Stop).unwrap();
+            let code = worker.join().unwrap().unwrap();
+            assert_eq!(code, std::process::ExitCode::SUCCESS);
+        });
+    }
 
     #[test]
     fn ffmpeg_input_splits_like_a_shell() {

@@ -3,8 +3,7 @@
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -145,6 +144,11 @@ fn offer_frame(
         }
         u.events.append(shown);
         u.scores = proc.last_scores().to_vec();
+        u.open = Some(
+            proc.open_events()
+                .map(|(i, t, m)| (i, t + seg_s, m))
+                .collect(),
+        );
         u.frame = Some((w, h, small));
         if kp.is_some() {
             u.keypoints = kp;
@@ -158,6 +162,7 @@ fn offer_frame(
 }
 
 /// Where live frames come from.
+#[derive(Debug, Clone)]
 pub enum LiveInput {
     /// A V4L2 camera: device index or path, optional size and rate.
     Camera {
@@ -181,7 +186,7 @@ pub fn live(
     duration: Option<f64>,
     jsonl: bool,
     stats: &super::common::StatsFlags,
-    mut link: Option<super::live::Link>,
+    mut link: Option<&mut super::live::Link>,
 ) -> anyhow::Result<ExitCode> {
     let mut src: Box<dyn VideoSource> = match input {
         LiveInput::Camera { device, size, fps } => Box::new(video::Camera::open(
@@ -191,12 +196,7 @@ pub fn live(
         )?),
         LiveInput::Ffmpeg(args) => Box::new(video::FfmpegVideo::live(&args)?),
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        ctrlc::set_handler(move || stop.store(true, Ordering::Release))
-            .context("installing the Ctrl-C handler")?;
-    }
+    let stop = super::live::interrupted()?;
     let info = src.info().clone();
     eprintln!(
         "watching {} ({}x{}, {:.2} fps) with bundle {}{}",
@@ -275,7 +275,7 @@ pub fn live(
             emit(&mut out, seg_s, &mut shown, Some(lat), &mut latencies)?;
         }
         #[cfg(feature = "window")]
-        if let Some(l) = link.as_mut() {
+        if let Some(l) = link.as_deref_mut() {
             let asked = l.apply_controls(&mut proc);
             l.record(asked.record, &mut recorder, None);
             if asked.reset {

@@ -10,6 +10,12 @@
 //! and the processing thread never wait for the window; the window may skip.
 //! Controls go the other way on an unbounded channel the loop polls without
 //! blocking.
+//!
+//! Picking another bundle or input device in the window ends the running
+//! loop (as Stop would) and `live.rs`'s supervisor starts it again on the
+//! new recognizer and source; the link then carries a new [`Layout`] first,
+//! and the window starts its views afresh from it. A choice that cannot be
+//! opened keeps the running one and says why in the window.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -52,6 +58,14 @@ pub struct Update {
     pub time_s: f64,
     /// Recording: the file names; `Some("")` when it stopped.
     pub recording: Option<String>,
+    /// Events open now (begun, not closed): label index, start on the run's
+    /// timeline, highest score so far. Replaced by every update.
+    pub open: Option<Vec<(usize, f64, f32)>>,
+    /// A new bundle or input runs from this update on: everything before
+    /// it belongs to the old one.
+    pub layout: Option<Layout>,
+    /// A message for the status line (a switch that failed, ...).
+    pub notice: Option<String>,
 }
 
 /// Statistics shown in the window.
@@ -79,6 +93,103 @@ pub enum Control {
     /// Start (true) or stop (false) recording the events (JSON Lines) and,
     /// for audio, the input (WAV) into the current directory.
     Record(bool),
+    /// Run this bundle on this input from now on (ends the running loop,
+    /// its open events closed and printed, and a recording).
+    Switch(PathBuf, Input),
+}
+
+/// An input the window can switch to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// A microphone: a name from `seqrec devices` (`None`: the default).
+    Mic(Option<String>),
+    /// A V4L2 camera by id (`seqrec devices`).
+    Camera(String),
+    /// The `--ffmpeg-input` given at the start.
+    Ffmpeg,
+}
+
+/// A bundle the window offers.
+#[derive(Debug, Clone)]
+pub struct BundleChoice {
+    pub path: PathBuf,
+    pub name: String,
+    pub video: bool,
+}
+
+/// An input the window offers, with its label.
+#[derive(Debug, Clone)]
+pub struct InputChoice {
+    pub label: String,
+    pub input: Input,
+}
+
+/// What the pickers offer: the recognizer bundles next to the one given
+/// (its parent directory, e.g. `models/`), the audio input devices and the
+/// video inputs (cameras, and the FFmpeg input if one was given).
+#[derive(Debug, Clone, Default)]
+pub struct Choices {
+    pub bundles: Vec<BundleChoice>,
+    pub audio: Vec<InputChoice>,
+    pub video: Vec<InputChoice>,
+}
+
+impl Choices {
+    /// Looks for bundles with a recurrent model in `dir` (embed-only bundles
+    /// cannot run live), sorted by name, and lists the devices.
+    /// `ffmpeg`: the `--ffmpeg-input` words, if given.
+    pub fn scan(dir: &std::path::Path, ffmpeg: Option<&[String]>) -> Choices {
+        let mut bundles: Vec<BundleChoice> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| seqrec::bundle::Bundle::load(e.path()).ok())
+            .filter(|b| b.sequence.is_some())
+            .map(|b| BundleChoice {
+                video: b.kind == seqrec::bundle::InputKind::Video,
+                name: b.name.clone(),
+                path: b.dir,
+            })
+            .collect();
+        bundles.sort_by(|a, b| a.path.cmp(&b.path));
+        let mut audio = vec![InputChoice {
+            label: "default microphone".into(),
+            input: Input::Mic(None),
+        }];
+        for d in seqrec::source::mic::list_input_devices().unwrap_or_default() {
+            audio.push(InputChoice {
+                label: if d.description == d.name {
+                    d.name.clone()
+                } else {
+                    format!("{} ({})", d.name, d.description)
+                },
+                input: Input::Mic(Some(d.name)),
+            });
+        }
+        let mut video = Vec::new();
+        if let Some(args) = ffmpeg {
+            let mut label = format!("ffmpeg {}", args.join(" "));
+            if label.len() > 60 {
+                label.truncate(label.floor_char_boundary(57));
+                label.push_str("...");
+            }
+            video.push(InputChoice {
+                label,
+                input: Input::Ffmpeg,
+            });
+        }
+        for c in seqrec::source::video::camera::list().unwrap_or_default() {
+            video.push(InputChoice {
+                label: format!("camera {}: {}", c.id, c.name),
+                input: Input::Camera(c.id),
+            });
+        }
+        Choices {
+            bundles,
+            audio,
+            video,
+        }
+    }
 }
 
 /// What the window asked that the loop must carry out itself.
@@ -90,6 +201,26 @@ pub struct Asked {
     pub reset: bool,
     /// Start or stop recording.
     pub record: Option<bool>,
+}
+
+/// What a stream shows: set at the start and at every switch.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// Heading: the bundle and its input.
+    pub title: String,
+    /// The bundle directory and the input, as the pickers name them.
+    pub bundle: PathBuf,
+    pub input: Input,
+    /// Labels in score order.
+    pub labels: Vec<String>,
+    /// Per-label thresholds (on, off) at the start.
+    pub thresholds: (Vec<f32>, Vec<f32>),
+    /// Values per feature frame (audio; 0 for video).
+    pub n_bins: usize,
+    /// Seconds between feature frames (audio).
+    pub feature_period_s: f64,
+    /// Seconds between posterior rows.
+    pub step_period_s: f64,
 }
 
 /// `Record`: the events as JSON Lines (times on the run's timeline) and,
@@ -217,6 +348,8 @@ pub struct Link {
     /// Most feature frames / posterior rows kept pending.
     max_rows: usize,
     step_period_s: f64,
+    /// A switch the window asked for, for the supervisor.
+    switch: Option<(PathBuf, Input)>,
 }
 
 impl Link {
@@ -282,19 +415,67 @@ impl Link {
 
     /// Applies what the window asked since the last call (never waits):
     /// new thresholds go to `proc` at once; the rest is for the loop to
-    /// carry out (a reset also closes and prints events).
-    pub fn apply_controls(&self, proc: &mut seqrec::pipeline::StreamProcessor) -> Asked {
+    /// carry out (a reset also closes and prints events). A switch stops
+    /// the loop and waits in the link for [`Link::take_switch`].
+    pub fn apply_controls(&mut self, proc: &mut seqrec::pipeline::StreamProcessor) -> Asked {
         let mut a = Asked::default();
         while let Ok(c) = self.ctl.try_recv() {
             match c {
                 Control::Thresholds(on, off) => proc.set_thresholds(&on, &off),
                 Control::Reset => a.reset = true,
-                Control::Stop => a.stop = true,
+                Control::Stop => {
+                    a.stop = true;
+                    // closing the window wins over a switch asked just before
+                    self.switch = None;
+                }
                 Control::Record(on) => a.record = Some(on),
+                Control::Switch(bundle, input) => {
+                    a.stop = true;
+                    self.switch = Some((bundle, input));
+                }
             }
         }
         a
     }
+
+    /// The switch the window asked for, if the loop stopped for one. A Stop
+    /// that arrives meanwhile (the window closed) cancels it.
+    pub fn take_switch(&mut self) -> Option<(PathBuf, Input)> {
+        let s = self.switch.take()?;
+        while let Ok(c) = self.ctl.try_recv() {
+            if matches!(c, Control::Stop) {
+                return None;
+            }
+        }
+        Some(s)
+    }
+
+    /// From now on the loop runs `layout`: what is pending of the old one is
+    /// dropped and the window gets the layout before anything of the new.
+    pub fn set_layout(&mut self, layout: Layout) {
+        self.n_bins = layout.n_bins;
+        self.n_labels = layout.labels.len();
+        self.max_rows = max_rows(&layout);
+        self.step_period_s = layout.step_period_s;
+        self.pending = Update {
+            layout: Some(layout),
+            ..Update::default()
+        };
+        self.flush();
+    }
+
+    /// Shows `msg` in the window's status line (and on stderr).
+    pub fn notice(&mut self, msg: String) {
+        eprintln!("\r{msg}");
+        self.offer(|u| u.notice = Some(msg));
+        self.flush();
+    }
+}
+
+/// Feature frames / posterior rows a pending update keeps: SHOW_S of them.
+fn max_rows(l: &Layout) -> usize {
+    let rows = |period: f64| ((SHOW_S / period.max(1e-3)).ceil() as usize).max(16);
+    rows(l.feature_period_s.min(l.step_period_s))
 }
 
 /// Keeps the last `max_rows` rows of `width` values; returns the rows dropped.
@@ -337,18 +518,10 @@ pub fn stats_view(s: &seqrec::pipeline::StageStats, latencies: &[f64], dropped: 
 
 /// How the window is set up.
 pub struct WindowOptions {
-    /// Window title.
-    pub title: String,
-    /// Labels in score order.
-    pub labels: Vec<String>,
-    /// Per-label thresholds (on, off) at the start.
-    pub thresholds: (Vec<f32>, Vec<f32>),
-    /// Values per feature frame (audio; 0 for video).
-    pub n_bins: usize,
-    /// Seconds between feature frames (audio).
-    pub feature_period_s: f64,
-    /// Seconds between posterior rows.
-    pub step_period_s: f64,
+    /// The first stream's layout.
+    pub layout: Layout,
+    /// What the bundle and input pickers offer.
+    pub choices: Choices,
     /// Close after this many seconds.
     pub duration: Option<f64>,
     /// Write a PNG of the window just before it closes.
@@ -364,19 +537,19 @@ pub fn display_missing() -> Option<String> {
 }
 
 /// The channels between a loop and a window.
-pub fn link(opts: &WindowOptions) -> (Link, Receiver<Update>, Sender<Control>) {
+pub fn link(layout: &Layout) -> (Link, Receiver<Update>, Sender<Control>) {
     let (tx, rx) = crossbeam_channel::bounded(2);
     let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded();
-    let rows = |period: f64| ((SHOW_S / period.max(1e-3)).ceil() as usize).max(16);
     let link = Link {
         tx,
         ctl: ctl_rx,
         pending: Update::default(),
         last_send: Instant::now(),
-        n_bins: opts.n_bins,
-        n_labels: opts.labels.len(),
-        max_rows: rows(opts.feature_period_s.min(opts.step_period_s)),
-        step_period_s: opts.step_period_s,
+        n_bins: layout.n_bins,
+        n_labels: layout.labels.len(),
+        max_rows: max_rows(layout),
+        step_period_s: layout.step_period_s,
+        switch: None,
     };
     (link, rx, ctl_tx)
 }
@@ -387,13 +560,13 @@ pub fn link(opts: &WindowOptions) -> (Link, Receiver<Update>, Sender<Control>) {
 /// # Errors
 /// When no window can be opened (no display, no OpenGL).
 pub fn run(opts: WindowOptions, rx: Receiver<Update>, ctl: Sender<Control>) -> Result<(), String> {
+    let title = "seqrec live".to_string();
     let native = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
-            .with_title(opts.title.clone())
-            .with_inner_size([960.0, 680.0]),
+            .with_title(title.clone())
+            .with_inner_size([960.0, 700.0]),
         ..Default::default()
     };
-    let title = opts.title.clone();
     let ctl_on_close = ctl.clone();
     let res = eframe::run_native(
         &title,
@@ -434,13 +607,28 @@ struct LiveApp {
     updates: u64,
     drawn: u64,
     reported: bool,
+    /// Events open now, on the run's timeline.
+    open: Vec<(usize, f64, f32)>,
+    /// The pickers: an index into `choices.bundles`, and one into the
+    /// inputs of that bundle's kind.
+    pick_bundle: usize,
+    pick_input: usize,
+    /// A switch was asked and its layout has not come yet.
+    switching: bool,
+    notice: String,
 }
 
 impl LiveApp {
     fn new(opts: WindowOptions, rx: Receiver<Update>, ctl: Sender<Control>) -> Self {
-        let base = opts.thresholds.clone();
+        let base = opts.layout.thresholds.clone();
         let threshold = base.0.first().copied().unwrap_or(0.5);
+        let (pick_bundle, pick_input) = picks_of(&opts.choices, &opts.layout);
         Self {
+            open: Vec::new(),
+            pick_bundle,
+            pick_input,
+            switching: false,
+            notice: String::new(),
             rx,
             ctl,
             started: Instant::now(),
@@ -448,7 +636,7 @@ impl LiveApp {
             posts: VecDeque::new(),
             next_post_t: 0.0,
             events: VecDeque::new(),
-            scores: vec![0.0; opts.labels.len()],
+            scores: vec![0.0; opts.layout.labels.len()],
             level_db: -120.0,
             frame: None,
             frame_size: Vec2::ZERO,
@@ -469,11 +657,34 @@ impl LiveApp {
         }
     }
 
+    /// A new stream starts: its layout replaces the old one, every view
+    /// starts empty.
+    fn start_layout(&mut self, layout: Layout) {
+        (self.pick_bundle, self.pick_input) = picks_of(&self.opts.choices, &layout);
+        self.base = layout.thresholds.clone();
+        self.threshold = self.base.0.first().copied().unwrap_or(0.5);
+        self.scores = vec![0.0; layout.labels.len()];
+        self.opts.layout = layout;
+        self.feats.clear();
+        self.posts.clear();
+        self.next_post_t = 0.0;
+        self.events.clear();
+        self.open.clear();
+        self.level_db = -120.0;
+        self.frame = None;
+        self.keypoints = None;
+        self.stats = StatsView::default();
+        self.time_s = 0.0;
+        self.spectrogram = None;
+        self.recording.clear();
+        self.switching = false;
+        self.notice.clear();
+    }
+
     fn take_updates(&mut self, ctx: &egui::Context) {
-        let n_labels = self.opts.labels.len();
         let mut feats_changed = false;
         loop {
-            let u = match self.rx.try_recv() {
+            let mut u = match self.rx.try_recv() {
                 Ok(u) => u,
                 Err(crossbeam_channel::TryRecvError::Empty) => break,
                 Err(crossbeam_channel::TryRecvError::Disconnected) => {
@@ -483,8 +694,20 @@ impl LiveApp {
                 }
             };
             self.updates += 1;
-            if self.opts.n_bins > 0 && !u.features.is_empty() {
-                for f in u.features.chunks_exact(self.opts.n_bins) {
+            if let Some(l) = u.layout.take() {
+                self.start_layout(l);
+                feats_changed = true;
+            }
+            if let Some(n) = u.notice.take() {
+                self.notice = n;
+                self.switching = false;
+            }
+            if let Some(o) = u.open.take() {
+                self.open = o;
+            }
+            let n_labels = self.opts.layout.labels.len();
+            if self.opts.layout.n_bins > 0 && !u.features.is_empty() {
+                for f in u.features.chunks_exact(self.opts.layout.n_bins) {
                     self.feats.push_back(f.to_vec());
                 }
                 feats_changed = true;
@@ -496,7 +719,7 @@ impl LiveApp {
                 };
                 for row in u.posteriors.chunks_exact(n_labels) {
                     self.posts.push_back((t, row.to_vec()));
-                    t += self.opts.step_period_s;
+                    t += self.opts.layout.step_period_s;
                 }
                 self.next_post_t = t;
             }
@@ -526,7 +749,7 @@ impl LiveApp {
             }
             self.time_s = self.time_s.max(u.time_s);
         }
-        let keep_feats = (SHOW_S / self.opts.feature_period_s.max(1e-3)) as usize;
+        let keep_feats = (SHOW_S / self.opts.layout.feature_period_s.max(1e-3)) as usize;
         while self.feats.len() > keep_feats {
             self.feats.pop_front();
         }
@@ -545,8 +768,9 @@ impl LiveApp {
     /// The feature frames as an image: time left to right, bin 0 at the
     /// bottom, colours scaled to the shown range.
     fn spectrogram_texture(&mut self, ctx: &egui::Context) {
-        let (w, h) = (self.feats.len(), self.opts.n_bins);
+        let (w, h) = (self.feats.len(), self.opts.layout.n_bins);
         if w == 0 || h == 0 {
+            self.spectrogram = None;
             return;
         }
         let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
@@ -631,6 +855,69 @@ impl LiveApp {
                 );
             }
         });
+        self.pickers(ui);
+    }
+
+    /// Bundle and input pickers; Apply sends the switch.
+    fn pickers(&mut self, ui: &mut egui::Ui) {
+        let ch = &self.opts.choices;
+        if ch.bundles.is_empty() {
+            return;
+        }
+        ui.horizontal(|ui| {
+            let before = self.pick_bundle;
+            let shown = |b: &BundleChoice| {
+                format!("{} ({})", b.name, if b.video { "video" } else { "audio" })
+            };
+            ui.label("bundle");
+            egui::ComboBox::from_id_salt("bundle")
+                .selected_text(shown(&ch.bundles[self.pick_bundle]))
+                .show_ui(ui, |ui| {
+                    for (i, b) in ch.bundles.iter().enumerate() {
+                        ui.selectable_value(&mut self.pick_bundle, i, shown(b));
+                    }
+                });
+            let video = ch.bundles[self.pick_bundle].video;
+            let inputs = if video { &ch.video } else { &ch.audio };
+            if self.pick_bundle != before && video != ch.bundles[before].video {
+                self.pick_input = 0;
+            }
+            if inputs.is_empty() {
+                ui.label(if video {
+                    "no video input: no camera found (start with --ffmpeg-input to offer one)"
+                } else {
+                    "no audio input device found"
+                });
+                return;
+            }
+            self.pick_input = self.pick_input.min(inputs.len() - 1);
+            ui.label("input");
+            egui::ComboBox::from_id_salt("input")
+                .width(280.0)
+                .selected_text(inputs[self.pick_input].label.clone())
+                .show_ui(ui, |ui| {
+                    for (i, c) in inputs.iter().enumerate() {
+                        ui.selectable_value(&mut self.pick_input, i, c.label.clone());
+                    }
+                });
+            let (bundle, input) = (
+                &ch.bundles[self.pick_bundle].path,
+                &inputs[self.pick_input].input,
+            );
+            let same = *bundle == self.opts.layout.bundle && *input == self.opts.layout.input;
+            let apply = ui.add_enabled(!same && !self.switching, egui::Button::new("Apply"));
+            if apply.clicked() {
+                self.switching = true;
+                let _ = self
+                    .ctl
+                    .send(Control::Switch(bundle.clone(), input.clone()));
+            }
+            if self.switching {
+                ui.label("switching…");
+            } else if !self.notice.is_empty() {
+                ui.colored_label(Color32::from_rgb(230, 160, 60), &self.notice);
+            }
+        });
     }
 
     fn stats_line(&self, ui: &mut egui::Ui) {
@@ -651,7 +938,7 @@ impl LiveApp {
             let bar = egui::ProgressBar::new(v.clamp(0.0, 1.0))
                 .desired_width(220.0)
                 .fill(self.colour(i))
-                .text(format!("{} {:.2}", self.opts.labels[i], v));
+                .text(format!("{} {:.2}", self.opts.layout.labels[i], v));
             ui.add(bar);
         }
     }
@@ -669,7 +956,7 @@ impl LiveApp {
             .allow_zoom(false)
             .allow_scroll(false)
             .show(ui, |p| {
-                for (i, name) in self.opts.labels.iter().enumerate() {
+                for (i, name) in self.opts.layout.labels.iter().enumerate() {
                     let pts: PlotPoints = self
                         .posts
                         .iter()
@@ -685,7 +972,7 @@ impl LiveApp {
                     if !shown.iter().any(|s| (s - thr).abs() < 1e-3) {
                         shown.push(thr);
                         p.hline(
-                            HLine::new(format!("threshold {}", self.opts.labels[i]), thr)
+                            HLine::new(format!("threshold {}", self.opts.layout.labels[i]), thr)
                                 .color(Color32::GRAY)
                                 .style(LineStyle::dashed_dense()),
                         );
@@ -707,6 +994,7 @@ impl LiveApp {
             }
             let i = self
                 .opts
+                .layout
                 .labels
                 .iter()
                 .position(|l| *l == e.label)
@@ -720,6 +1008,24 @@ impl LiveApp {
                 Pos2::new(r.left() + 3.0, r.center().y),
                 egui::Align2::LEFT_CENTER,
                 &e.label,
+                egui::FontId::proportional(13.0),
+                Color32::WHITE,
+            );
+        }
+        // Open events run up to now, lighter, with an open right edge.
+        for &(i, start_s, _) in &self.open {
+            let Some(name) = self.opts.layout.labels.get(i) else {
+                continue;
+            };
+            let r = Rect::from_min_max(
+                Pos2::new(x(start_s).max(rect.left()), rect.top() + 2.0),
+                Pos2::new(x(self.time_s).max(x(start_s) + 3.0), rect.bottom() - 2.0),
+            );
+            p.rect_filled(r, 3.0, self.colour(i).gamma_multiply(0.55));
+            p.text(
+                Pos2::new(r.left() + 3.0, r.center().y),
+                egui::Align2::LEFT_CENTER,
+                format!("{name}…"),
                 egui::FontId::proportional(13.0),
                 Color32::WHITE,
             );
@@ -745,7 +1051,7 @@ impl LiveApp {
                 let size = Vec2::new(ui.available_width(), 170.0);
                 // the texture holds what has been heard of the last SHOW_S
                 // seconds: it fills the panel once SHOW_S have passed
-                let keep = (SHOW_S / self.opts.feature_period_s.max(1e-3)).max(1.0);
+                let keep = (SHOW_S / self.opts.layout.feature_period_s.max(1e-3)).max(1.0);
                 let frac = (self.feats.len() as f64 / keep).clamp(0.02, 1.0) as f32;
                 match &self.spectrogram {
                     Some(t) => {
@@ -793,7 +1099,7 @@ impl LiveApp {
                 }
             }
             if let Some(&i) = self.top(1).first() {
-                let text = format!("{} {:.2}", self.opts.labels[i], self.scores[i]);
+                let text = format!("{} {:.2}", self.opts.layout.labels[i], self.scores[i]);
                 let at = r.left_top() + Vec2::new(8.0, 8.0);
                 p.rect_filled(
                     Rect::from_min_size(
@@ -817,6 +1123,23 @@ impl LiveApp {
             });
         });
     }
+}
+
+/// The pickers' positions for `layout`'s bundle and input (0 when the
+/// choices do not hold them).
+fn picks_of(ch: &Choices, layout: &Layout) -> (usize, usize) {
+    let b = ch
+        .bundles
+        .iter()
+        .position(|b| b.path == layout.bundle)
+        .unwrap_or(0);
+    let video = ch.bundles.get(b).is_some_and(|b| b.video);
+    let inputs = if video { &ch.video } else { &ch.audio };
+    let i = inputs
+        .iter()
+        .position(|c| c.input == layout.input)
+        .unwrap_or(0);
+    (b, i)
 }
 
 /// COCO keypoint pairs drawn as the skeleton.
@@ -893,24 +1216,29 @@ impl eframe::App for LiveApp {
             let _ = self.ctl.send(Control::Stop);
             ctx.send_viewport_cmd(egui::ViewportCommand::Close);
         }
-        egui::CentralPanel::default().show(ui, |ui| {
-            ui.heading(&self.opts.title);
-            self.controls(ui);
-            ui.separator();
-            if self.opts.n_bins > 0 {
-                self.audio_view(ui);
-            } else {
-                self.video_view(ui);
-            }
-            ui.separator();
-            ui.label("posteriors and thresholds");
-            self.posteriors_plot(ui, 200.0);
-            ui.label("events");
-            self.events_lane(ui);
-            ui.separator();
-            self.stats_line(ui);
-        });
+        egui::CentralPanel::default().show(ui, |ui| self.panel(ui));
         ctx.request_repaint_after(Duration::from_millis(33));
+    }
+}
+
+impl LiveApp {
+    /// Everything the window shows, top to bottom.
+    fn panel(&mut self, ui: &mut egui::Ui) {
+        ui.heading(&self.opts.layout.title);
+        self.controls(ui);
+        ui.separator();
+        if self.opts.layout.n_bins > 0 {
+            self.audio_view(ui);
+        } else {
+            self.video_view(ui);
+        }
+        ui.separator();
+        ui.label("posteriors and thresholds");
+        self.posteriors_plot(ui, 200.0);
+        ui.label("events");
+        self.events_lane(ui);
+        ui.separator();
+        self.stats_line(ui);
     }
 }
 
@@ -934,16 +1262,16 @@ fn save_png(path: &std::path::Path, img: &ColorImage) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
-    fn opts() -> WindowOptions {
-        WindowOptions {
+    fn layout() -> Layout {
+        Layout {
             title: "t".into(),
+            bundle: PathBuf::from("b"),
+            input: Input::Mic(None),
             labels: vec!["a".into(), "b".into()],
             thresholds: (vec![0.5, 0.5], vec![0.4, 0.4]),
             n_bins: 3,
             feature_period_s: 0.5,
             step_period_s: 1.0,
-            duration: None,
-            screenshot: None,
         }
     }
 
@@ -988,9 +1316,146 @@ mod tests {
         assert!(d < 1e-4, "{d}");
     }
 
+    /// A switch stops the loop and waits in the link; a Stop sent after it
+    /// (the window closed) cancels it; a new layout drops what was pending
+    /// of the old stream and reaches the window before the new stream's rows.
+    #[test]
+    fn a_switch_stops_the_loop_and_the_new_layout_comes_first() {
+        let l0 = layout();
+        let (mut link, rx, ctl) = link(&l0);
+        let rec = seqrec::pipeline::Recognizer::new(
+            seqrec::bundle::Bundle::load(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/bundles/tone"),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let mut proc = rec.live_stream().unwrap();
+        ctl.send(Control::Switch("x".into(), Input::Camera("1".into())))
+            .unwrap();
+        assert!(link.apply_controls(&mut proc).stop);
+        assert_eq!(
+            link.take_switch(),
+            Some((PathBuf::from("x"), Input::Camera("1".into())))
+        );
+        ctl.send(Control::Switch("x".into(), Input::Ffmpeg))
+            .unwrap();
+        link.apply_controls(&mut proc);
+        ctl.send(Control::Stop).unwrap();
+        assert_eq!(link.take_switch(), None, "Stop after a switch wins");
+
+        link.offer(|u| u.posteriors.extend_from_slice(&[0.5, 0.5]));
+        let mut l1 = layout();
+        l1.labels = vec!["x".into(), "y".into(), "z".into()];
+        l1.step_period_s = 0.01;
+        link.set_layout(l1);
+        assert_eq!(link.n_labels, 3);
+        assert_eq!(link.max_rows, 1000);
+        let u = rx.try_recv().unwrap();
+        assert_eq!(u.layout.map(|l| l.labels.len()), Some(3));
+        assert!(u.posteriors.is_empty(), "the old stream's rows are dropped");
+    }
+
+    /// The pickers, driven as a user would (egui_kittest, no display):
+    /// Apply is off while the running bundle and input are picked; picking
+    /// another bundle and Apply asks the loop to switch (a video bundle
+    /// takes a video input); the new layout, when it comes, resets the views
+    /// and the pickers follow it.
+    #[test]
+    fn picking_a_bundle_and_applying_asks_the_loop_to_switch() {
+        use egui_kittest::kittest::Queryable;
+        let b = |p: &str, video| BundleChoice {
+            path: p.into(),
+            name: p.into(),
+            video,
+        };
+        let choices = Choices {
+            bundles: vec![b("b", false), b("other", false), b("cam", true)],
+            audio: vec![
+                InputChoice {
+                    label: "default microphone".into(),
+                    input: Input::Mic(None),
+                },
+                InputChoice {
+                    label: "pulse".into(),
+                    input: Input::Mic(Some("pulse".into())),
+                },
+            ],
+            video: vec![InputChoice {
+                label: "ffmpeg -i x".into(),
+                input: Input::Ffmpeg,
+            }],
+        };
+        let (tx, rx) = crossbeam_channel::bounded(2);
+        let (ctl, ctl_rx) = crossbeam_channel::unbounded();
+        let opts = WindowOptions {
+            layout: layout(),
+            choices,
+            duration: None,
+            screenshot: None,
+        };
+        let app = LiveApp::new(opts, rx, ctl);
+        let mut h = egui_kittest::Harness::builder()
+            .with_size(Vec2::new(960.0, 700.0))
+            .build_ui_state(
+                |ui, app: &mut LiveApp| {
+                    app.take_updates(&ui.ctx().clone());
+                    app.panel(ui);
+                },
+                app,
+            );
+        h.run();
+        h.get_by_label("Apply").click();
+        h.run();
+        assert!(
+            ctl_rx.try_recv().is_err(),
+            "Apply is off for the running one"
+        );
+        let combo = |h: &egui_kittest::Harness<'_, LiveApp>, v: &str| {
+            h.get_by(|n| n.value().as_deref() == Some(v)).click();
+        };
+        combo(&h, "b (audio)");
+        h.run();
+        h.get_by_label("other (audio)").click();
+        h.run();
+        h.get_by_label("Apply").click();
+        h.run();
+        match ctl_rx.try_recv() {
+            Ok(Control::Switch(p, Input::Mic(None))) => assert_eq!(p, PathBuf::from("other")),
+            other => panic!("{other:?}"),
+        }
+        assert!(h.state().switching);
+        combo(&h, "other (audio)");
+        h.run();
+        h.get_by_label("cam (video)").click();
+        h.run();
+        h.get_by_label("Apply").click();
+        h.run();
+        assert!(
+            ctl_rx.try_recv().is_err(),
+            "no second switch while one runs"
+        );
+        let mut l = layout();
+        l.bundle = "cam".into();
+        l.input = Input::Ffmpeg;
+        l.n_bins = 0;
+        l.labels = vec!["x".into(), "y".into(), "z".into()];
+        tx.send(Update {
+            layout: Some(l),
+            ..Update::default()
+        })
+        .unwrap();
+        h.run();
+        let app = h.state();
+        assert!(!app.switching);
+        assert_eq!((app.pick_bundle, app.pick_input), (2, 0));
+        assert_eq!(app.scores.len(), 3);
+        assert!(app.posts.is_empty() && app.events.is_empty());
+    }
+
     #[test]
     fn a_slow_window_never_blocks_the_loop() {
-        let (mut link, rx, _ctl) = link(&opts());
+        let (mut link, rx, _ctl) = link(&layout());
         let t = Instant::now();
         for i in 0..1000 {
             link.offer(|u| {
