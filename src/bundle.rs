@@ -78,8 +78,26 @@ pub enum ConstantValue {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SequenceSection {
-    /// The ONNX file, relative to the bundle directory.
+    /// The ONNX file, relative to the bundle directory (or `templates`).
+    #[serde(default)]
     pub onnx: PathBuf,
+    /// Instead of a network: keyword templates, a float32 .npy
+    /// `[templates, steps, dims]` that `seqrec enroll` writes (see
+    /// [`crate::sequence::templates`]).
+    #[serde(default)]
+    pub templates: Option<PathBuf>,
+    /// With `templates`: the label (index into `labels`, >= 1; label 0 is
+    /// the background) of each template.
+    #[serde(default)]
+    pub template_labels: Vec<usize>,
+    /// With `templates`: per label, the distance that scores 0.5 (the
+    /// background's, first, is not used).
+    #[serde(default)]
+    pub template_scales: Vec<f32>,
+    /// With `templates`: a float32 .npy `[2, dims]`, the mean and spread
+    /// every step is standardized with before matching.
+    #[serde(default)]
+    pub template_center: Option<PathBuf>,
     /// Which engine runs it. Default `native`.
     #[serde(default)]
     pub backend: Backend,
@@ -381,14 +399,66 @@ impl Bundle {
 
         let mut sequence = m.sequence;
         if let Some(seq) = sequence.as_mut() {
-            let onnx = dir.join(&seq.onnx);
-            if !onnx.is_file() {
-                return Err(err(
-                    "sequence.onnx",
-                    format!("file {} does not exist", onnx.display()),
-                ));
+            match (&seq.templates, seq.onnx.as_os_str().is_empty()) {
+                (Some(t), true) => {
+                    let t = dir.join(t);
+                    if !t.is_file() {
+                        return Err(err(
+                            "sequence.templates",
+                            format!("file {} does not exist", t.display()),
+                        ));
+                    }
+                    seq.templates = Some(t);
+                    if let Some(c) = &seq.template_center {
+                        let c = dir.join(c);
+                        if !c.is_file() {
+                            return Err(err(
+                                "sequence.template_center",
+                                format!("file {} does not exist", c.display()),
+                            ));
+                        }
+                        seq.template_center = Some(c);
+                    }
+                    if seq.template_labels.is_empty() {
+                        return Err(err(
+                            "sequence.template_labels",
+                            "templates need the label of each template".into(),
+                        ));
+                    }
+                    if seq.template_scales.len() != m.labels.len() {
+                        return Err(err(
+                            "sequence.template_scales",
+                            format!(
+                                "{} scales for {} labels (one per label, the background's first)",
+                                seq.template_scales.len(),
+                                m.labels.len()
+                            ),
+                        ));
+                    }
+                }
+                (Some(_), false) => {
+                    return Err(err(
+                        "sequence",
+                        "give either `onnx` (a network) or `templates`, not both".into(),
+                    ));
+                }
+                (None, true) => {
+                    return Err(err(
+                        "sequence.onnx",
+                        "missing: the recurrent model's ONNX file (or `templates`)".into(),
+                    ));
+                }
+                (None, false) => {
+                    let onnx = dir.join(&seq.onnx);
+                    if !onnx.is_file() {
+                        return Err(err(
+                            "sequence.onnx",
+                            format!("file {} does not exist", onnx.display()),
+                        ));
+                    }
+                    seq.onnx = onnx;
+                }
             }
-            seq.onnx = onnx;
             for (i, [a, b]) in seq.state.iter().enumerate() {
                 if a.is_empty() || b.is_empty() {
                     return Err(err(

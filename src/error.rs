@@ -110,6 +110,17 @@ pub enum Error {
         reason: String,
     },
 
+    /// `seqrec enroll` cannot make templates from the recordings given: too
+    /// few, silent, too long, or the word too close to the start. Record the
+    /// word alone, 3-5 times, with half a second of quiet around it.
+    #[error("enrolling `{keyword}`: {reason}")]
+    Enroll {
+        /// The keyword being enrolled.
+        keyword: String,
+        /// What is wrong.
+        reason: String,
+    },
+
     /// An array does not have the shape an operation needs.
     #[error("shape mismatch: {0}")]
     Shape(String),

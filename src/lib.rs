@@ -78,6 +78,7 @@
 pub mod bundle;
 pub mod decision;
 pub mod embed;
+pub mod enroll;
 pub mod error;
 pub mod features;
 pub mod npy;

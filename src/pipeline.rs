@@ -113,10 +113,28 @@ impl Recognizer {
             input_size: Some(step_size),
             ..OrtSpec::default()
         };
-        let model = SequenceModel::load(&seq.onnx, seq.backend, &spec)?;
+        let model = match &seq.templates {
+            Some(t) => SequenceModel::Templates(std::sync::Arc::new(
+                crate::sequence::TemplateModel::load(
+                    t,
+                    seq.template_center.as_deref(),
+                    seq.template_labels.clone(),
+                    seq.template_scales.clone(),
+                )
+                .map_err(|e| match e {
+                    Error::Shape(reason) => err("sequence.templates", reason),
+                    other => other,
+                })?,
+            )),
+            None => SequenceModel::load(&seq.onnx, seq.backend, &spec)?,
+        };
         if model.input_size() != step_size {
             return Err(err(
-                "sequence.onnx",
+                if seq.templates.is_some() {
+                    "sequence.templates"
+                } else {
+                    "sequence.onnx"
+                },
                 format!(
                     "the model takes {} values per step but {step_what} {step_size}",
                     model.input_size(),

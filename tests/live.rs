@@ -291,6 +291,43 @@ fn live_stops_with_a_clear_error_when_the_device_goes_away() {
     assert!(rest.contains("error:") && rest.contains("device"), "{rest}");
 }
 
+/// A word enrolled with `seqrec enroll` (flite awb "banana", see
+/// tests/enroll.rs) is heard through the virtual microphone: three more
+/// "banana"s said as when enrolling, and none of the two "window"s after
+/// them. (The noisy, faster/slower renditions are tests/enroll.rs's, in
+/// batch: the virtual microphone's resampling round trip alone costs about
+/// 22 dB of SNR, which decides words that are near the threshold.)
+#[test]
+fn live_hears_an_enrolled_word() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = dir.path().join("banana");
+    let out = Command::new(assert_cmd::cargo::cargo_bin("seqrec"))
+        .args(["enroll", "--bundle"])
+        .arg(root().join("models/kws"))
+        .args(["--keyword", "banana", "--out"])
+        .arg(&b)
+        .args((0..4).map(|k| root().join(format!("fixtures/clips/enroll/banana_enroll_{k}.wav"))))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let Some((events, _)) = play_into_live(
+        b.to_str().unwrap(),
+        "fixtures/clips/enroll/banana_live.wav",
+        &["--duration", "16"],
+    ) else {
+        return;
+    };
+    let labels: Vec<&str> = events
+        .iter()
+        .map(|e| e["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, ["banana"; 3], "{events:?}");
+}
+
 static LIVE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// The X display the window tests draw on: `scripts/test.sh` starts Xvfb

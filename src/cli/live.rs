@@ -231,7 +231,9 @@ fn with_window(
         Some(super::video::LiveInput::Ffmpeg(args)) => Some(args.clone()),
         _ => None,
     };
-    let here = a.bundle.canonicalize().unwrap_or_else(|_| a.bundle.clone());
+    // the pickers name bundles by their canonical directory
+    let dir = &rec.bundle().dir;
+    let here = dir.canonicalize().unwrap_or_else(|_| dir.clone());
     let choices = window::Choices::scan(here.parent().unwrap_or(&here), ffmpeg.as_deref());
     let input = match &video {
         None => window::Input::Mic(a.device.clone()),
@@ -240,7 +242,7 @@ fn with_window(
             window::Input::Camera(device.clone().unwrap_or_else(|| "0".into()))
         }
     };
-    let layout = layout_of(&rec, &rec.bundle().dir.clone(), input)?;
+    let layout = layout_of(&rec, &here, input)?;
     let opts = window::WindowOptions {
         layout,
         choices,

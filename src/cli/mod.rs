@@ -4,6 +4,7 @@ mod batch;
 mod common;
 mod devices;
 mod embed;
+mod enroll;
 mod features;
 mod live;
 mod sequence;
@@ -39,6 +40,9 @@ enum Command {
     /// Write what a bundle's embedder (its frozen CNN) makes of a video or audio file:
     /// a .npy array [steps, dims], e.g. per-frame CNN features of a video.
     Embed(embed::Args),
+    /// Make a bundle that spots your own word from 3-5 recordings of it (templates on a
+    /// bundle's speech embedding, threshold checked against keyword-free audio).
+    Enroll(enroll::Args),
     /// List audio input devices and their configurations.
     Devices(devices::Args),
 }
@@ -51,6 +55,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Batch(a) => batch::run(a),
         Command::Live(a) => live::run(a),
         Command::Embed(a) => embed::run(a),
+        Command::Enroll(a) => enroll::run(a),
         Command::Devices(a) => devices::run(a),
     }
 }

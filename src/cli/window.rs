@@ -148,7 +148,7 @@ impl Choices {
             .map(|b| BundleChoice {
                 video: b.kind == seqrec::bundle::InputKind::Video,
                 name: b.name.clone(),
-                path: b.dir,
+                path: b.dir.canonicalize().unwrap_or(b.dir),
             })
             .collect();
         bundles.sort_by(|a, b| a.path.cmp(&b.path));

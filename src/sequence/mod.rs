@@ -10,6 +10,9 @@
 //! * **ort** ([`OrtModel`]): ONNX Runtime runs any model whose state goes in
 //!   and out as tensors (declared as `input=output` pairs), plus constant
 //!   extra inputs (e.g. Silero VAD's `sr`).
+//! * **templates** ([`TemplateModel`]): no network; the last K steps are
+//!   aligned with keyword templates by dynamic time warping (the few-shot
+//!   keywords `seqrec enroll` makes). Its state is that window.
 //!
 //! When to reset: call [`Stream::reset`] whenever the input is not the
 //! continuation of what came before — a new file, a gap in capture, a changed
@@ -20,6 +23,7 @@ mod cells;
 pub mod kernels;
 mod onnx_import;
 mod ort_runner;
+pub mod templates;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -30,6 +34,7 @@ pub use cells::{
 };
 pub use onnx_import::import_onnx;
 pub use ort_runner::{OrtModel, OrtSpec, OrtStream};
+pub use templates::{TemplateModel, TemplateStream};
 
 use crate::bundle::Backend;
 use crate::{Error, Result};
@@ -126,6 +131,8 @@ pub enum SequenceModel {
     Native(Arc<NativeModel>),
     /// ONNX Runtime.
     Ort(Arc<OrtModel>),
+    /// Keyword templates (no network).
+    Templates(Arc<TemplateModel>),
 }
 
 impl SequenceModel {
@@ -159,6 +166,7 @@ impl SequenceModel {
         Ok(match self {
             SequenceModel::Native(m) => Box::new(m.stream()),
             SequenceModel::Ort(m) => Box::new(m.stream()?),
+            SequenceModel::Templates(m) => Box::new(m.stream()),
         })
     }
 
@@ -167,6 +175,7 @@ impl SequenceModel {
         match self {
             SequenceModel::Native(m) => m.input_size(),
             SequenceModel::Ort(m) => m.input_size(),
+            SequenceModel::Templates(m) => m.input_size(),
         }
     }
 
@@ -175,6 +184,7 @@ impl SequenceModel {
         match self {
             SequenceModel::Native(m) => m.output_size(),
             SequenceModel::Ort(m) => m.output_size(),
+            SequenceModel::Templates(m) => m.output_size(),
         }
     }
 }
