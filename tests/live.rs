@@ -74,8 +74,19 @@ fn start_live_with(
         .spawn()
         .unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    // Listing the devices (the window's input picker) may print ALSA's own
+    // complaints first (no sound card here, only the virtual microphone).
     let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
+    for _ in 0..40 {
+        let mut l = String::new();
+        if stderr.read_line(&mut l).unwrap() == 0 {
+            break;
+        }
+        line.push_str(&l);
+        if l.contains("listening on") {
+            break;
+        }
+    }
     assert!(line.contains("listening on"), "{line}");
     std::thread::sleep(Duration::from_millis(2500));
     (child, stderr, line)
