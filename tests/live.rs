@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -151,10 +153,7 @@ fn live_recognizes_a_clip_played_into_the_virtual_microphone() {
     // The clip: beep 0.40-0.75 s, whistle 1.20-1.75 s, beep 2.20-2.55 s.
     // Where the timeline starts depends on when capture began, so compare
     // labels, durations and the spacing between events.
-    let labels: Vec<&str> = events
-        .iter()
-        .map(|e| e["label"].as_str().unwrap())
-        .collect();
+    let labels = labels_of(&events);
     assert_eq!(labels, ["beep", "whistle", "beep"], "{events:?}");
     let t = |i: usize, k: &str| events[i][k].as_f64().unwrap();
     for (i, dur) in [(0, 0.35), (1, 0.55), (2, 0.35)] {
@@ -196,10 +195,7 @@ fn play_keywords(extra: &[&str]) -> Option<(Vec<serde_json::Value>, String)> {
         "fixtures/clips/kws/live_yes_down_right_go.wav",
         &args,
     )?;
-    let labels: Vec<&str> = events
-        .iter()
-        .map(|e| e["label"].as_str().unwrap())
-        .collect();
+    let labels = labels_of(&events);
     assert_eq!(labels, ["yes", "down", "right", "go"], "{events:?}");
     Some((events, stats))
 }
@@ -312,19 +308,14 @@ fn live_stops_with_a_clear_error_when_the_device_goes_away() {
 fn live_hears_an_enrolled_word() {
     let dir = tempfile::tempdir().unwrap();
     let b = dir.path().join("banana");
-    let out = Command::new(assert_cmd::cargo::cargo_bin("seqrec"))
-        .args(["enroll", "--bundle"])
-        .arg(root().join("models/kws"))
-        .args(["--keyword", "banana", "--out"])
-        .arg(&b)
-        .args((0..4).map(|k| root().join(format!("fixtures/clips/enroll/banana_enroll_{k}.wav"))))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let mut args: Vec<PathBuf> = ["enroll", "--bundle", "models/kws", "--keyword", "banana"]
+        .map(PathBuf::from)
+        .to_vec();
+    args.extend([PathBuf::from("--out"), b.clone()]);
+    args.extend(
+        (0..4).map(|k| root().join(format!("fixtures/clips/enroll/banana_enroll_{k}.wav"))),
     );
+    common::seqrec_ok(&args);
     let Some((events, _)) = play_into_live(
         b.to_str().unwrap(),
         "fixtures/clips/enroll/banana_live.wav",
@@ -332,11 +323,16 @@ fn live_hears_an_enrolled_word() {
     ) else {
         return;
     };
-    let labels: Vec<&str> = events
+    let labels = labels_of(&events);
+    assert_eq!(labels, ["banana"; 3], "{events:?}");
+}
+
+/// The events' labels, in order.
+fn labels_of(events: &[serde_json::Value]) -> Vec<&str> {
+    events
         .iter()
         .map(|e| e["label"].as_str().unwrap())
-        .collect();
-    assert_eq!(labels, ["banana"; 3], "{events:?}");
+        .collect()
 }
 
 static LIVE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());

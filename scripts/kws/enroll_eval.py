@@ -328,20 +328,16 @@ def evaluate(which):
         "fa_per_hour": fas / max(hours, 1e-9),
         "cross_voice_hit_rate": cross_hits / max(cross_total, 1),
     }
-    per_voice = {}
-    for u in report["users"]:
-        v = per_voice.setdefault(u["voice"], {"hits": 0, "of": 0, "fa": 0})
-        v["hits"] += u.get("hits", 0)
-        v["of"] += 8
-        v["fa"] += u.get("fa", 0)
-    report["per_voice"] = per_voice
-    per_word = {}
-    for u in report["users"]:
-        v = per_word.setdefault(u["word"], {"hits": 0, "of": 0, "fa": 0})
-        v["hits"] += u.get("hits", 0)
-        v["of"] += 8
-        v["fa"] += u.get("fa", 0)
-    report["per_word"] = per_word
+    def tally(key):
+        out = {}
+        for u in report["users"]:
+            v = out.setdefault(u[key], {"hits": 0, "of": 0, "fa": 0})
+            v["hits"] += u.get("hits", 0)
+            v["of"] += 8
+            v["fa"] += u.get("fa", 0)
+        return out
+    report["per_voice"] = per_voice = tally("voice")
+    report["per_word"] = per_word = tally("word")
     out = os.path.join(WORK, f"report_{which}.json")
     json.dump(report, open(out, "w"), indent=1)
     print(json.dumps(report["summary"], indent=1))
