@@ -50,8 +50,8 @@ fn an_enrolled_word_is_found_in_new_recordings_and_other_words_are_not() {
         "{err}"
     );
     assert!(
-        err.contains("20 templates"),
-        "4 recordings x (itself + 4 variants): {err}"
+        err.contains("28 templates"),
+        "4 recordings x (itself + 2 shifted + 2 faster/slower + 2 noisy): {err}"
     );
     for f in ["bundle.toml", "templates.npy", "center.npy", "enroll.json"] {
         assert!(b.join(f).is_file(), "{f}");
