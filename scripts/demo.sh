@@ -2,6 +2,8 @@
 # Sets up what is missing, builds, and runs seqrec on bundled examples:
 #  1. keyword spotting (models/kws: Google speech_embedding + a GRU head) on
 #     the bundled keyword clips: events as JSON Lines, per-stage statistics;
+#  1b. your own word: `seqrec enroll` from 4 recordings of "banana", then
+#     the enrolled bundle on new recordings;
 #  2. voice activity (models/vad, Silero VAD) on a clip with pauses;
 #  3. camera-motion recognition (models/action: EfficientNet-Lite0 features +
 #     LSTM) on two bundled H.264 videos;
@@ -17,6 +19,12 @@ echo "== keywords: seqrec batch fixtures/clips/kws --bundle models/kws"
 $S batch fixtures/clips/kws --bundle models/kws --stats
 echo "(the words spoken in each clip: fixtures/clips/kws/expected.json; the model misses and confuses"
 echo " some of them at its strict default thresholds — see models/kws/README.md)"
+echo
+echo "== your own word: seqrec enroll --keyword banana from 4 recordings, then batch on a clip with"
+echo "   3 new noisy 'banana's and 2 'window's (fixtures/clips/enroll/banana_test.json: where)"
+$S enroll --bundle models/kws --keyword banana --out target/demo/banana --force \
+  fixtures/clips/enroll/banana_enroll_{0,1,2,3}.wav
+$S batch fixtures/clips/enroll/banana_test.wav --bundle target/demo/banana
 echo
 echo "== speech segments: seqrec batch fixtures/clips/vad/speech_pauses.wav --bundle models/vad"
 $S batch fixtures/clips/vad/speech_pauses.wav --bundle models/vad
