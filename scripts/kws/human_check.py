@@ -20,8 +20,10 @@ import subprocess
 import sys
 
 import numpy as np
-import scipy.signal
 import soundfile as sf
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import synth  # noqa: E402  (its 16 kHz mono loader)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -43,16 +45,8 @@ CLIPS += [
 
 def load(path):
     if path.endswith(".raw"):  # pocketsphinx test data: 16 kHz s16le mono
-        x = np.fromfile(path, dtype="<i2").astype(np.float64) / 32768
-        sr = 16000
-    else:
-        x, sr = sf.read(path, dtype="float64", always_2d=True)
-        x = x.mean(1)
-    if sr != SR:
-        from math import gcd
-        g = gcd(sr, SR)
-        x = scipy.signal.resample_poly(x, SR // g, sr // g)
-    return x
+        return np.fromfile(path, dtype="<i2").astype(np.float64) / 32768
+    return synth.load_resample(path)
 
 
 def words(x):
