@@ -375,16 +375,18 @@ impl Bundle {
                 ));
             }
         }
+        // a file the manifest names (`key`), resolved against the bundle
+        let file = |key: &str, rel: &Path| -> Result<PathBuf> {
+            let p = dir.join(rel);
+            if p.is_file() {
+                Ok(p)
+            } else {
+                Err(err(key, format!("file {} does not exist", p.display())))
+            }
+        };
         let mut embedder = m.embedder;
         if let Some(e) = embedder.as_mut() {
-            let onnx = dir.join(&e.onnx);
-            if !onnx.is_file() {
-                return Err(err(
-                    "embedder.onnx",
-                    format!("file {} does not exist", onnx.display()),
-                ));
-            }
-            e.onnx = onnx;
+            e.onnx = file("embedder.onnx", &e.onnx)?;
             for (key, v) in [
                 ("embedder.window", e.window),
                 ("embedder.step", e.step),
@@ -401,23 +403,9 @@ impl Bundle {
         if let Some(seq) = sequence.as_mut() {
             match (&seq.templates, seq.onnx.as_os_str().is_empty()) {
                 (Some(t), true) => {
-                    let t = dir.join(t);
-                    if !t.is_file() {
-                        return Err(err(
-                            "sequence.templates",
-                            format!("file {} does not exist", t.display()),
-                        ));
-                    }
-                    seq.templates = Some(t);
+                    seq.templates = Some(file("sequence.templates", t)?);
                     if let Some(c) = &seq.template_center {
-                        let c = dir.join(c);
-                        if !c.is_file() {
-                            return Err(err(
-                                "sequence.template_center",
-                                format!("file {} does not exist", c.display()),
-                            ));
-                        }
-                        seq.template_center = Some(c);
+                        seq.template_center = Some(file("sequence.template_center", c)?);
                     }
                     if seq.template_labels.is_empty() {
                         return Err(err(
@@ -448,16 +436,7 @@ impl Bundle {
                         "missing: the recurrent model's ONNX file (or `templates`)".into(),
                     ));
                 }
-                (None, false) => {
-                    let onnx = dir.join(&seq.onnx);
-                    if !onnx.is_file() {
-                        return Err(err(
-                            "sequence.onnx",
-                            format!("file {} does not exist", onnx.display()),
-                        ));
-                    }
-                    seq.onnx = onnx;
-                }
+                (None, false) => seq.onnx = file("sequence.onnx", &seq.onnx)?,
             }
             for (i, [a, b]) in seq.state.iter().enumerate() {
                 if a.is_empty() || b.is_empty() {

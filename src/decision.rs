@@ -594,7 +594,7 @@ impl Decider {
     pub fn open_events(&self) -> impl Iterator<Item = (usize, f64, f32)> + '_ {
         self.states.iter().enumerate().filter_map(|(j, st)| {
             st.open
-                .map(|(start, max)| (j, (self.time_of(start) - self.cfg.pad_s).max(0.0), max))
+                .map(|(start, max)| (j, self.span(start, self.frame).0, max))
         })
     }
 

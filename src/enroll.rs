@@ -352,10 +352,14 @@ pub fn enroll(
         keyword: keyword.into(),
         reason,
     };
-    let given = recs.iter().map(|r| r.source + 1).max().unwrap_or(0);
-    if given < 2 {
+    // the recordings given (variants share their recording's source)
+    let mut sources: Vec<usize> = recs.iter().map(|r| r.source).collect();
+    sources.sort_unstable();
+    sources.dedup();
+    if sources.len() < 2 {
         return Err(bad(format!(
-            "{given} recording(s): give at least 2 (3-5 is better) so that the threshold can be checked on a recording left out"
+            "{} recording(s): give at least 2 (3-5 is better) so that the threshold can be checked on a recording left out",
+            sources.len()
         )));
     }
     let mut lens: Vec<f64> = recs.iter().map(|r| r.word.1 - r.word.0).collect();
@@ -401,9 +405,9 @@ pub fn enroll(
         )
         .map(Arc::new)
     };
-    let n_sources = recs.iter().map(|r| r.source + 1).max().unwrap_or(0);
-    let mut reports = Vec::with_capacity(n_sources);
-    for src in 0..n_sources {
+    let mut reports = Vec::with_capacity(sources.len());
+    for &src in &sources {
+        // the recording as given: the first of its source (variants follow it)
         let Some(r) = recs.iter().find(|r| r.source == src) else {
             continue;
         };
@@ -413,13 +417,8 @@ pub fn enroll(
             .filter(|(_, o)| o.source != src)
             .flat_map(|(t, _)| t.iter().copied())
             .collect();
+        // at least one other source: there are two or more
         let n_others = recs.iter().filter(|o| o.source != src).count();
-        if n_others == 0 {
-            return Err(bad(
-                "give at least 2 recordings, so that the threshold can be checked on one left out"
-                    .into(),
-            ));
-        }
         let m = one(others, n_others)?;
         let d = distances(&m, &r.embeddings)?;
         reports.push(RecordingReport {

@@ -578,11 +578,7 @@ fn audio_loop(
                 }
                 u.scores = proc.last_scores().to_vec();
                 let seg_s = segment_start as f64 / sr;
-                u.open = Some(
-                    proc.open_events()
-                        .map(|(i, t, m)| (i, t + seg_s, m))
-                        .collect(),
-                );
+                u.open = Some(super::window::open_events(&proc, seg_s));
                 u.level_db = Some(level);
                 u.stats = Some(stats);
                 u.time_s = total_samples as f64 / sr;

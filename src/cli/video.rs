@@ -144,11 +144,7 @@ fn offer_frame(
         }
         u.events.append(shown);
         u.scores = proc.last_scores().to_vec();
-        u.open = Some(
-            proc.open_events()
-                .map(|(i, t, m)| (i, t + seg_s, m))
-                .collect(),
-        );
+        u.open = Some(super::window::open_events(proc, seg_s));
         u.frame = Some((w, h, small));
         if kp.is_some() {
             u.keypoints = kp;

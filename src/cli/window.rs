@@ -488,6 +488,14 @@ fn trim_rows(v: &mut Vec<f32>, width: usize, max_rows: usize) -> usize {
     gone
 }
 
+/// The stream's open events on the run's timeline (`seg_s`: where the
+/// stream's own clock started on it), for [`Update::open`].
+pub fn open_events(proc: &seqrec::pipeline::StreamProcessor, seg_s: f64) -> Vec<(usize, f64, f32)> {
+    proc.open_events()
+        .map(|(i, t, m)| (i, t + seg_s, m))
+        .collect()
+}
+
 /// The window's statistics from a stream's stage times, the capture-to-event
 /// latencies so far (ms) and the dropped chunks or frames.
 pub fn stats_view(s: &seqrec::pipeline::StageStats, latencies: &[f64], dropped: u64) -> StatsView {
@@ -582,21 +590,8 @@ struct LiveApp {
     rx: Receiver<Update>,
     ctl: Sender<Control>,
     started: Instant,
-    /// Feature frames of the last SHOW_S seconds (audio).
-    feats: VecDeque<Vec<f32>>,
-    /// Posterior rows with their times.
-    posts: VecDeque<(f64, Vec<f32>)>,
-    /// Next posterior row's time when an update did not say.
-    next_post_t: f64,
-    events: VecDeque<Event>,
-    scores: Vec<f32>,
-    level_db: f32,
-    frame: Option<TextureHandle>,
-    frame_size: Vec2,
-    keypoints: Option<Vec<f32>>,
-    stats: StatsView,
-    time_s: f64,
-    spectrogram: Option<TextureHandle>,
+    /// What is shown of the running stream (afresh at every layout).
+    view: View,
     /// The slider: the first label's `on` threshold; others move with it.
     threshold: f32,
     base: (Vec<f32>, Vec<f32>),
@@ -607,8 +602,6 @@ struct LiveApp {
     updates: u64,
     drawn: u64,
     reported: bool,
-    /// Events open now, on the run's timeline.
-    open: Vec<(usize, f64, f32)>,
     /// The pickers: an index into `choices.bundles`, and one into the
     /// inputs of that bundle's kind.
     pick_bundle: usize,
@@ -618,25 +611,36 @@ struct LiveApp {
     notice: String,
 }
 
-impl LiveApp {
-    fn new(opts: WindowOptions, rx: Receiver<Update>, ctl: Sender<Control>) -> Self {
-        let base = opts.layout.thresholds.clone();
-        let threshold = base.0.first().copied().unwrap_or(0.5);
-        let (pick_bundle, pick_input) = picks_of(&opts.choices, &opts.layout);
-        Self {
-            open: Vec::new(),
-            pick_bundle,
-            pick_input,
-            switching: false,
-            notice: String::new(),
-            rx,
-            ctl,
-            started: Instant::now(),
+/// What the window shows of one stream: it starts empty with every layout.
+struct View {
+    /// Feature frames of the last SHOW_S seconds (audio).
+    feats: VecDeque<Vec<f32>>,
+    /// Posterior rows with their times.
+    posts: VecDeque<(f64, Vec<f32>)>,
+    /// Next posterior row's time when an update did not say.
+    next_post_t: f64,
+    events: VecDeque<Event>,
+    /// Events open now, on the run's timeline.
+    open: Vec<(usize, f64, f32)>,
+    scores: Vec<f32>,
+    level_db: f32,
+    frame: Option<TextureHandle>,
+    frame_size: Vec2,
+    keypoints: Option<Vec<f32>>,
+    stats: StatsView,
+    time_s: f64,
+    spectrogram: Option<TextureHandle>,
+}
+
+impl View {
+    fn new(n_labels: usize) -> Self {
+        View {
             feats: VecDeque::new(),
             posts: VecDeque::new(),
             next_post_t: 0.0,
             events: VecDeque::new(),
-            scores: vec![0.0; opts.layout.labels.len()],
+            open: Vec::new(),
+            scores: vec![0.0; n_labels],
             level_db: -120.0,
             frame: None,
             frame_size: Vec2::ZERO,
@@ -644,8 +648,20 @@ impl LiveApp {
             stats: StatsView::default(),
             time_s: 0.0,
             spectrogram: None,
-            threshold,
-            base,
+        }
+    }
+}
+
+impl LiveApp {
+    fn new(opts: WindowOptions, rx: Receiver<Update>, ctl: Sender<Control>) -> Self {
+        let layout = opts.layout.clone();
+        let mut app = Self {
+            rx,
+            ctl,
+            started: Instant::now(),
+            view: View::new(0),
+            threshold: 0.5,
+            base: (Vec::new(), Vec::new()),
             shot_asked: false,
             closing: false,
             loop_done: false,
@@ -653,29 +669,25 @@ impl LiveApp {
             updates: 0,
             drawn: 0,
             reported: false,
+            pick_bundle: 0,
+            pick_input: 0,
+            switching: false,
+            notice: String::new(),
             opts,
-        }
+        };
+        app.start_layout(layout);
+        app
     }
 
-    /// A new stream starts: its layout replaces the old one, every view
-    /// starts empty.
+    /// A stream starts (the first, or after a switch): its layout replaces
+    /// the old one, every view starts empty, the pickers and the slider
+    /// follow it.
     fn start_layout(&mut self, layout: Layout) {
         (self.pick_bundle, self.pick_input) = picks_of(&self.opts.choices, &layout);
         self.base = layout.thresholds.clone();
         self.threshold = self.base.0.first().copied().unwrap_or(0.5);
-        self.scores = vec![0.0; layout.labels.len()];
+        self.view = View::new(layout.labels.len());
         self.opts.layout = layout;
-        self.feats.clear();
-        self.posts.clear();
-        self.next_post_t = 0.0;
-        self.events.clear();
-        self.open.clear();
-        self.level_db = -120.0;
-        self.frame = None;
-        self.keypoints = None;
-        self.stats = StatsView::default();
-        self.time_s = 0.0;
-        self.spectrogram = None;
         self.recording.clear();
         self.switching = false;
         self.notice.clear();
@@ -703,62 +715,63 @@ impl LiveApp {
                 self.switching = false;
             }
             if let Some(o) = u.open.take() {
-                self.open = o;
+                self.view.open = o;
             }
             let n_labels = self.opts.layout.labels.len();
             if self.opts.layout.n_bins > 0 && !u.features.is_empty() {
                 for f in u.features.chunks_exact(self.opts.layout.n_bins) {
-                    self.feats.push_back(f.to_vec());
+                    self.view.feats.push_back(f.to_vec());
                 }
                 feats_changed = true;
             }
             if n_labels > 0 && !u.posteriors.is_empty() {
                 let mut t = match u.posteriors_t0 {
                     Some(t) if t.is_finite() => t,
-                    _ => self.next_post_t,
+                    _ => self.view.next_post_t,
                 };
                 for row in u.posteriors.chunks_exact(n_labels) {
-                    self.posts.push_back((t, row.to_vec()));
+                    self.view.posts.push_back((t, row.to_vec()));
                     t += self.opts.layout.step_period_s;
                 }
-                self.next_post_t = t;
+                self.view.next_post_t = t;
             }
-            self.events.extend(u.events);
+            self.view.events.extend(u.events);
             if !u.scores.is_empty() {
-                self.scores = u.scores;
+                self.view.scores = u.scores;
             }
             if let Some(l) = u.level_db {
-                self.level_db = l;
+                self.view.level_db = l;
             }
             if let Some((w, h, rgb)) = u.frame {
                 let img = ColorImage::from_rgb([w as usize, h as usize], &rgb);
-                self.frame_size = Vec2::new(w as f32, h as f32);
-                match &mut self.frame {
+                self.view.frame_size = Vec2::new(w as f32, h as f32);
+                match &mut self.view.frame {
                     Some(t) => t.set(img, TextureOptions::LINEAR),
                     None => {
-                        self.frame = Some(ctx.load_texture("frame", img, TextureOptions::LINEAR))
+                        self.view.frame =
+                            Some(ctx.load_texture("frame", img, TextureOptions::LINEAR))
                     }
                 }
-                self.keypoints = u.keypoints;
+                self.view.keypoints = u.keypoints;
             }
             if let Some(s) = u.stats {
-                self.stats = s;
+                self.view.stats = s;
             }
             if let Some(r) = u.recording {
                 self.recording = r;
             }
-            self.time_s = self.time_s.max(u.time_s);
+            self.view.time_s = self.view.time_s.max(u.time_s);
         }
         let keep_feats = (SHOW_S / self.opts.layout.feature_period_s.max(1e-3)) as usize;
-        while self.feats.len() > keep_feats {
-            self.feats.pop_front();
+        while self.view.feats.len() > keep_feats {
+            self.view.feats.pop_front();
         }
-        let t_min = self.time_s - SHOW_S;
-        while self.posts.front().is_some_and(|(t, _)| *t < t_min) {
-            self.posts.pop_front();
+        let t_min = self.view.time_s - SHOW_S;
+        while self.view.posts.front().is_some_and(|(t, _)| *t < t_min) {
+            self.view.posts.pop_front();
         }
-        while self.events.len() > KEEP_EVENTS {
-            self.events.pop_front();
+        while self.view.events.len() > KEEP_EVENTS {
+            self.view.events.pop_front();
         }
         if feats_changed {
             self.spectrogram_texture(ctx);
@@ -768,28 +781,29 @@ impl LiveApp {
     /// The feature frames as an image: time left to right, bin 0 at the
     /// bottom, colours scaled to the shown range.
     fn spectrogram_texture(&mut self, ctx: &egui::Context) {
-        let (w, h) = (self.feats.len(), self.opts.layout.n_bins);
+        let (w, h) = (self.view.feats.len(), self.opts.layout.n_bins);
         if w == 0 || h == 0 {
-            self.spectrogram = None;
+            self.view.spectrogram = None;
             return;
         }
         let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
-        for v in self.feats.iter().flatten().filter(|v| v.is_finite()) {
+        for v in self.view.feats.iter().flatten().filter(|v| v.is_finite()) {
             lo = lo.min(*v);
             hi = hi.max(*v);
         }
         let span = (hi - lo).max(1e-6);
         let mut img = ColorImage::filled([w, h], Color32::BLACK);
-        for (x, f) in self.feats.iter().enumerate() {
+        for (x, f) in self.view.feats.iter().enumerate() {
             for (b, v) in f.iter().enumerate() {
                 let t = ((v - lo) / span).clamp(0.0, 1.0);
                 img.pixels[(h - 1 - b) * w + x] = heat(t);
             }
         }
-        match &mut self.spectrogram {
+        match &mut self.view.spectrogram {
             Some(t) => t.set(img, TextureOptions::NEAREST),
             None => {
-                self.spectrogram = Some(ctx.load_texture("features", img, TextureOptions::NEAREST))
+                self.view.spectrogram =
+                    Some(ctx.load_texture("features", img, TextureOptions::NEAREST))
             }
         }
     }
@@ -811,15 +825,15 @@ impl LiveApp {
     }
 
     fn top(&self, n: usize) -> Vec<usize> {
-        let mut order: Vec<usize> = (0..self.scores.len()).collect();
-        order.sort_by(|&a, &b| self.scores[b].total_cmp(&self.scores[a]));
+        let mut order: Vec<usize> = (0..self.view.scores.len()).collect();
+        order.sort_by(|&a, &b| self.view.scores[b].total_cmp(&self.view.scores[a]));
         order.truncate(n);
         order
     }
 
     fn controls(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
-            ui.label(format!("{:7.1} s", self.time_s));
+            ui.label(format!("{:7.1} s", self.view.time_s));
             ui.separator();
             let r = ui.add(egui::Slider::new(&mut self.threshold, 0.05..=0.99).text("threshold"));
             if r.changed() {
@@ -921,7 +935,7 @@ impl LiveApp {
     }
 
     fn stats_line(&self, ui: &mut egui::Ui) {
-        let s = &self.stats;
+        let s = &self.view.stats;
         let lat = match s.latency_ms {
             Some((p50, p99, n)) => format!("latency p50 {p50:.0} ms, p99 {p99:.0} ms ({n} events)"),
             None => "latency: no event yet".into(),
@@ -934,7 +948,7 @@ impl LiveApp {
 
     fn bars(&self, ui: &mut egui::Ui) {
         for i in self.top(5) {
-            let v = self.scores[i];
+            let v = self.view.scores[i];
             let bar = egui::ProgressBar::new(v.clamp(0.0, 1.0))
                 .desired_width(220.0)
                 .fill(self.colour(i))
@@ -945,7 +959,7 @@ impl LiveApp {
 
     fn posteriors_plot(&self, ui: &mut egui::Ui, height: f32) {
         use egui_plot::{HLine, Line, LineStyle, Plot, PlotPoints};
-        let t1 = self.time_s.max(SHOW_S);
+        let t1 = self.view.time_s.max(SHOW_S);
         Plot::new("posteriors")
             .height(height)
             .include_y(0.0)
@@ -958,6 +972,7 @@ impl LiveApp {
             .show(ui, |p| {
                 for (i, name) in self.opts.layout.labels.iter().enumerate() {
                     let pts: PlotPoints = self
+                        .view
                         .posts
                         .iter()
                         .map(|(t, row)| [*t, f64::from(row[i])])
@@ -986,9 +1001,9 @@ impl LiveApp {
             ui.allocate_exact_size(Vec2::new(ui.available_width(), 26.0), egui::Sense::hover());
         let p = ui.painter_at(rect);
         p.rect_filled(rect, 2.0, ui.visuals().extreme_bg_color);
-        let t1 = self.time_s.max(SHOW_S);
+        let t1 = self.view.time_s.max(SHOW_S);
         let x = |t: f64| rect.left() + ((t - (t1 - SHOW_S)) / SHOW_S) as f32 * rect.width();
-        for e in &self.events {
+        for e in &self.view.events {
             if e.end_s < t1 - SHOW_S {
                 continue;
             }
@@ -1013,13 +1028,16 @@ impl LiveApp {
             );
         }
         // Open events run up to now, lighter, with an open right edge.
-        for &(i, start_s, _) in &self.open {
+        for &(i, start_s, _) in &self.view.open {
             let Some(name) = self.opts.layout.labels.get(i) else {
                 continue;
             };
             let r = Rect::from_min_max(
                 Pos2::new(x(start_s).max(rect.left()), rect.top() + 2.0),
-                Pos2::new(x(self.time_s).max(x(start_s) + 3.0), rect.bottom() - 2.0),
+                Pos2::new(
+                    x(self.view.time_s).max(x(start_s) + 3.0),
+                    rect.bottom() - 2.0,
+                ),
             );
             p.rect_filled(r, 3.0, self.colour(i).gamma_multiply(0.55));
             p.text(
@@ -1036,11 +1054,11 @@ impl LiveApp {
         ui.horizontal(|ui| {
             ui.vertical(|ui| {
                 ui.label("input level");
-                let lv = ((self.level_db + 60.0) / 60.0).clamp(0.0, 1.0);
+                let lv = ((self.view.level_db + 60.0) / 60.0).clamp(0.0, 1.0);
                 ui.add(
                     egui::ProgressBar::new(lv)
                         .desired_width(220.0)
-                        .text(format!("{:.0} dBFS", self.level_db)),
+                        .text(format!("{:.0} dBFS", self.view.level_db)),
                 );
                 ui.add_space(8.0);
                 ui.label("top classes (smoothed)");
@@ -1052,8 +1070,8 @@ impl LiveApp {
                 // the texture holds what has been heard of the last SHOW_S
                 // seconds: it fills the panel once SHOW_S have passed
                 let keep = (SHOW_S / self.opts.layout.feature_period_s.max(1e-3)).max(1.0);
-                let frac = (self.feats.len() as f64 / keep).clamp(0.02, 1.0) as f32;
-                match &self.spectrogram {
+                let frac = (self.view.feats.len() as f64 / keep).clamp(0.02, 1.0) as f32;
+                match &self.view.spectrogram {
                     Some(t) => {
                         let img = egui::Image::new(t)
                             .maintain_aspect_ratio(false)
@@ -1070,15 +1088,16 @@ impl LiveApp {
 
     fn video_view(&self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
-            let Some(tex) = &self.frame else {
+            let Some(tex) = &self.view.frame else {
                 ui.label("waiting for the first frame");
                 return;
             };
-            let scale = (420.0 / self.frame_size.x).min(300.0 / self.frame_size.y.max(1.0));
-            let size = self.frame_size * scale;
+            let scale =
+                (420.0 / self.view.frame_size.x).min(300.0 / self.view.frame_size.y.max(1.0));
+            let size = self.view.frame_size * scale;
             let r = ui.add(egui::Image::new(tex).fit_to_exact_size(size)).rect;
             let p = ui.painter_at(r);
-            if let Some(kp) = &self.keypoints {
+            if let Some(kp) = &self.view.keypoints {
                 let pt = |k: usize| {
                     Pos2::new(
                         r.left() + kp[3 * k + 1] * scale,
@@ -1099,7 +1118,7 @@ impl LiveApp {
                 }
             }
             if let Some(&i) = self.top(1).first() {
-                let text = format!("{} {:.2}", self.opts.layout.labels[i], self.scores[i]);
+                let text = format!("{} {:.2}", self.opts.layout.labels[i], self.view.scores[i]);
                 let at = r.left_top() + Vec2::new(8.0, 8.0);
                 p.rect_filled(
                     Rect::from_min_size(
@@ -1449,8 +1468,8 @@ mod tests {
         let app = h.state();
         assert!(!app.switching);
         assert_eq!((app.pick_bundle, app.pick_input), (2, 0));
-        assert_eq!(app.scores.len(), 3);
-        assert!(app.posts.is_empty() && app.events.is_empty());
+        assert_eq!(app.view.scores.len(), 3);
+        assert!(app.view.posts.is_empty() && app.view.events.is_empty());
     }
 
     #[test]
