@@ -279,7 +279,7 @@ fn frames_at_least(duration_s: f64, frame_period_s: f64) -> u64 {
 }
 
 /// Per-label event state.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 struct LabelState {
     /// The open event: its first frame and its maximum smoothed score so far.
     open: Option<(u64, f32)>,
@@ -288,6 +288,20 @@ struct LabelState {
     /// While an event is open: the first frame of the current run below
     /// `off` (the event's end, once the silence has lasted long enough).
     quiet_since: Option<u64>,
+}
+
+/// What [`Decider::state`] gives.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DeciderState {
+    on: Vec<f32>,
+    off: Vec<f32>,
+    ring: Vec<f32>,
+    pos: usize,
+    filled: usize,
+    sums: Vec<f64>,
+    smoothed: Vec<f32>,
+    states: Vec<LabelState>,
+    frame: u64,
 }
 
 /// Streaming decision stage, one per stream. It is stateful (smoothing
@@ -519,6 +533,55 @@ impl Decider {
             }
         }
         self.reset();
+    }
+
+    /// The stream's whole decision state (thresholds, smoothing history,
+    /// open events, refractory periods, frame count): to move the stream.
+    pub fn state(&self) -> DeciderState {
+        DeciderState {
+            on: self.on.clone(),
+            off: self.off.clone(),
+            ring: self.ring.clone(),
+            pos: self.pos,
+            filled: self.filled,
+            sums: self.sums.clone(),
+            smoothed: self.smoothed.clone(),
+            states: self.states.clone(),
+            frame: self.frame,
+        }
+    }
+
+    /// Continues from a state [`Decider::state`] gave on a decider of the
+    /// same labels and settings.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] if the sizes do not fit these labels and window.
+    pub fn set_state(&mut self, st: &DeciderState) -> Result<()> {
+        let n = self.n_labels;
+        if st.on.len() != n
+            || st.off.len() != n
+            || st.ring.len() != self.ring.len()
+            || st.sums.len() != n
+            || st.smoothed.len() != n
+            || st.states.len() != n
+            || st.pos >= self.window
+            || st.filled > self.window
+        {
+            return Err(Error::Shape(format!(
+                "decision state does not fit {n} labels and a {}-frame window",
+                self.window
+            )));
+        }
+        self.on.clone_from(&st.on);
+        self.off.clone_from(&st.off);
+        self.cfg.on.clone_from(&st.on);
+        self.cfg.off.clone_from(&st.off);
+        self.ring.clone_from(&st.ring);
+        self.sums.clone_from(&st.sums);
+        self.smoothed.clone_from(&st.smoothed);
+        self.states.clone_from(&st.states);
+        (self.pos, self.filled, self.frame) = (st.pos, st.filled, st.frame);
+        Ok(())
     }
 
     /// Forgets everything: open events are dropped, refractory periods and

@@ -420,11 +420,50 @@ impl Embedder {
     }
 }
 
+impl Embedder {
+    /// A stream that only gathers windows ([`EmbedStream::push_windows`]):
+    /// no session of its own, so a server's thousand streams share one
+    /// [`EmbedRunner`].
+    pub fn windows_only(&self) -> EmbedStream {
+        EmbedStream {
+            model: self.clone(),
+            session: None,
+            max_batch: 1,
+            pending: Vec::new(),
+            base: 0,
+            next: 0,
+            batch: Vec::new(),
+            shape: self.call_shape(),
+            ints: Vec::new(),
+        }
+    }
+
+    /// A session for the windows of many streams, with `intra_threads`
+    /// ONNX Runtime threads per call.
+    ///
+    /// # Errors
+    /// As [`runtime::session`].
+    pub fn runner(&self, intra_threads: usize) -> Result<EmbedRunner> {
+        let opts = SessionOptions {
+            intra_threads: intra_threads.max(1),
+            spinning: false,
+        };
+        Ok(EmbedRunner {
+            model: self.clone(),
+            session: runtime::session(&self.path, opts)?,
+            shape: self.call_shape(),
+            ints: Vec::new(),
+        })
+    }
+}
+
 /// One stream through an [`Embedder`]: the frames not yet consumed, and a
 /// session.
 pub struct EmbedStream {
     model: Embedder,
-    session: Session,
+    /// `None` for a stream whose windows a server runs together with other
+    /// streams' ([`Embedder::windows_only`]).
+    session: Option<Session>,
     max_batch: usize,
     /// Feature frames from absolute frame `base` on.
     pending: Vec<f32>,
@@ -452,7 +491,7 @@ impl EmbedStream {
         let shape = model.call_shape();
         Ok(EmbedStream {
             model: model.clone(),
-            session,
+            session: Some(session),
             max_batch: model.max_batch,
             pending: Vec::new(),
             base: 0,
@@ -506,6 +545,12 @@ impl EmbedStream {
     /// Runs the complete windows in calls of `max_batch` items (the rest
     /// too when `flush`), then drops the frames no future window needs.
     fn run(&mut self, out: &mut Vec<f32>, flush: bool) -> Result<()> {
+        let Some(session) = self.session.as_mut() else {
+            return Err(Error::config(
+                "embedder",
+                "this stream has no session of its own: take its windows with push_windows",
+            ));
+        };
         let (d, w, step) = (self.model.frame_len, self.model.window, self.model.step);
         let item = w * d;
         let have = self.base + (self.pending.len() / d) as u64;
@@ -524,7 +569,7 @@ impl EmbedStream {
                 let items = &self.pending[off..off + n * item];
                 run_one(
                     &self.model,
-                    &mut self.session,
+                    session,
                     &mut self.shape,
                     items,
                     (n, &mut self.ints),
@@ -540,7 +585,7 @@ impl EmbedStream {
                 let (model, batch) = (&self.model, &self.batch);
                 run_one(
                     model,
-                    &mut self.session,
+                    session,
                     &mut self.shape,
                     batch,
                     (n, &mut self.ints),
@@ -551,12 +596,124 @@ impl EmbedStream {
             self.next += (n * step) as u64;
             ready -= n;
         }
-        // Drop the frames no future window needs.
+        self.trim();
+        Ok(())
+    }
+
+    /// Drops the frames no future window needs.
+    fn trim(&mut self) {
+        let d = self.model.frame_len;
+        let have = self.base + (self.pending.len() / d) as u64;
         let keep_from = self.next.min(have);
         if keep_from > self.base {
             let n = (keep_from - self.base) as usize * d;
             self.pending.drain(..n);
             self.base = keep_from;
+        }
+    }
+
+    /// Feeds feature frames and appends every window they complete to
+    /// `windows` (`window * frame_len` values each) without running the
+    /// model: for a server that runs the windows of many streams in one
+    /// call ([`EmbedRunner`]). Returns the number of windows appended.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] for a partial frame.
+    pub fn push_windows(&mut self, frames: &[f32], windows: &mut Vec<f32>) -> Result<usize> {
+        let (d, w, step) = (self.model.frame_len, self.model.window, self.model.step);
+        if !frames.len().is_multiple_of(d) {
+            return Err(Error::Shape(format!(
+                "{} values is not a whole number of {d}-value feature frames",
+                frames.len()
+            )));
+        }
+        self.pending.extend_from_slice(frames);
+        let have = self.base + (self.pending.len() / d) as u64;
+        let mut n = 0;
+        while self.next + w as u64 <= have {
+            let off = (self.next - self.base) as usize * d;
+            windows.extend_from_slice(&self.pending[off..off + w * d]);
+            self.next += step as u64;
+            n += 1;
+        }
+        self.trim();
+        Ok(n)
+    }
+
+    /// The frames this stream holds for its next windows, and where they
+    /// and the next window start (absolute frames): its whole state.
+    pub fn window_state(&self) -> (&[f32], u64, u64) {
+        (&self.pending, self.base, self.next)
+    }
+
+    /// Sets the state [`EmbedStream::window_state`] gave (on the same model).
+    ///
+    /// # Errors
+    /// [`Error::Shape`] if the frames are not whole frames of this model or
+    /// the positions do not fit them.
+    pub fn set_window_state(&mut self, pending: &[f32], base: u64, next: u64) -> Result<()> {
+        let d = self.model.frame_len;
+        if !pending.len().is_multiple_of(d) || next < base {
+            return Err(Error::Shape(format!(
+                "embedder state of {} values from frame {base}, next window at {next}, does not fit {d}-value frames",
+                pending.len()
+            )));
+        }
+        self.pending.clear();
+        self.pending.extend_from_slice(pending);
+        self.batch.clear();
+        (self.base, self.next) = (base, next);
+        Ok(())
+    }
+}
+
+/// One session running the windows of many streams: a server gathers the
+/// windows its streams completed ([`EmbedStream::push_windows`]) and runs
+/// them in one call, instead of one session and one call per stream.
+pub struct EmbedRunner {
+    model: Embedder,
+    session: Session,
+    shape: Vec<i64>,
+    ints: Vec<i32>,
+}
+
+impl std::fmt::Debug for EmbedRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbedRunner")
+            .field("model", &self.model.path)
+            .finish()
+    }
+}
+
+/// Most windows per call of an [`EmbedRunner`] (bounds its memory).
+pub const RUNNER_MAX_BATCH: usize = 64;
+
+impl EmbedRunner {
+    /// Runs `items` (whole windows, back to back) and appends one embedding
+    /// per window to `out`, in calls of at most [`RUNNER_MAX_BATCH`] (or the
+    /// model's fixed batch) items.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] for a partial window; ONNX Runtime failures.
+    pub fn run(&mut self, items: &[f32], out: &mut Vec<f32>) -> Result<()> {
+        let item = self.model.window * self.model.frame_len;
+        if !items.len().is_multiple_of(item) {
+            return Err(Error::Shape(format!(
+                "{} values is not a whole number of {item}-value windows",
+                items.len()
+            )));
+        }
+        let per_call = RUNNER_MAX_BATCH.min(self.model.batch_limit).max(1) * item;
+        for chunk in items.chunks(per_call) {
+            run_one(
+                &self.model,
+                &mut self.session,
+                &mut self.shape,
+                chunk,
+                (chunk.len() / item, &mut self.ints),
+                out,
+                false,
+            )?;
         }
         Ok(())
     }

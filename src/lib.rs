@@ -86,6 +86,7 @@ pub mod onnx;
 pub mod pipeline;
 pub mod runtime;
 pub mod sequence;
+pub mod serve;
 pub mod simd;
 pub mod sink;
 pub mod source;

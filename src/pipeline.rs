@@ -280,6 +280,18 @@ impl Recognizer {
         self.stream_batched(1, cores)
     }
 
+    /// A stream for a server that runs the model calls of many streams
+    /// together ([`crate::serve`]): its embedder only gathers windows (no
+    /// session of its own), which [`crate::serve`] runs for all streams in
+    /// one [`crate::embed::EmbedRunner`] call.
+    ///
+    /// # Errors
+    /// As [`Recognizer::stream`].
+    pub fn shared_stream(&self) -> Result<StreamProcessor> {
+        self.stream_batched(1, 0)
+    }
+
+    /// `threads == 0`: an embedder without a session ([`Self::shared_stream`]).
     fn stream_batched(&self, max_batch: usize, threads: usize) -> Result<StreamProcessor> {
         let (front, frame_len) = match &self.front {
             Front::Audio(f) => (FrontState::Audio(f.fork()), f.n_bins()),
@@ -302,6 +314,7 @@ impl Recognizer {
             frame_len,
             section: self.bundle.decision.clone(),
             embed: match &self.embedder {
+                Some(e) if threads == 0 => Some(e.windows_only()),
                 Some(e) => Some(e.stream_with_threads(max_batch, threads)?),
                 None => None,
             },
@@ -315,6 +328,7 @@ impl Recognizer {
                 self.time_offset_s,
             ),
             feats: Vec::new(),
+            step_src: StepInput::Features,
             posts: Vec::new(),
             stats: StageStats::default(),
         })
@@ -390,6 +404,8 @@ pub struct StreamProcessor {
     seq: Box<dyn Stream>,
     decider: Decider,
     feats: Vec<f32>,
+    /// Which buffer holds the steps of the current call.
+    step_src: StepInput,
     posts: Vec<f32>,
     stats: StageStats,
 }
@@ -534,45 +550,65 @@ impl StreamProcessor {
     /// The recurrent and decision stages on the steps in `feats` (no
     /// embedder), `embs`, or the pose features of `embs`.
     fn run_steps(&mut self, input: StepInput, t1: Instant, out: &mut Output) -> Result<()> {
-        let steps = match input {
-            StepInput::Features => &self.feats,
-            StepInput::Embeddings => {
-                let n = self.embed.as_ref().map_or(1, EmbedStream::output_size);
-                self.stats.embeddings += (self.embs.len() / n) as u64;
-                self.stats.embed_s += t1.elapsed().as_secs_f64();
-                if let FrontState::Video { pose: Some(p), .. } = &mut self.front {
-                    // Keypoints to frame pixels (what `embeddings` keeps),
-                    // then their features.
-                    let rows = self.embs.len() / pose::INPUT_LEN;
-                    self.pose_steps.clear();
-                    self.pose_steps.resize(rows * pose::FEATURE_LEN, 0.0);
-                    p.keypoints_in_place(&mut self.embs);
-                    for (px, f) in self
-                        .embs
-                        .chunks_exact(pose::INPUT_LEN)
-                        .zip(self.pose_steps.chunks_exact_mut(pose::FEATURE_LEN))
-                    {
-                        p.features(px, f);
-                    }
-                }
-                if out.keep_embeddings {
-                    out.embeddings.extend_from_slice(&self.embs);
-                }
-                if matches!(self.front, FrontState::Video { pose: Some(_), .. }) {
-                    &self.pose_steps
-                } else {
-                    &self.embs
-                }
-            }
-        };
-        if steps.is_empty() {
+        self.prepare_steps(input, t1, out);
+        if self.steps().is_empty() {
             return Ok(());
         }
         let t1 = Instant::now();
         self.posts.clear();
+        let steps = match self.step_src {
+            StepInput::Features => &self.feats,
+            StepInput::Embeddings => &self.embs,
+            StepInput::Pose => &self.pose_steps,
+        };
         self.seq.process(steps, &mut self.posts)?;
+        self.stats.sequence_s += t1.elapsed().as_secs_f64();
+        self.decide(out)
+    }
+
+    /// Makes the recurrent stage's input from `input`: embeddings are
+    /// counted and kept, and turned into pose features for `[pose]`
+    /// bundles.
+    fn prepare_steps(&mut self, input: StepInput, t1: Instant, out: &mut Output) {
+        self.step_src = input;
+        if let StepInput::Embeddings = input {
+            let n = self.embed.as_ref().map_or(1, EmbedStream::output_size);
+            self.stats.embeddings += (self.embs.len() / n) as u64;
+            self.stats.embed_s += t1.elapsed().as_secs_f64();
+            if let FrontState::Video { pose: Some(p), .. } = &mut self.front {
+                // Keypoints to frame pixels (what `embeddings` keeps),
+                // then their features.
+                let rows = self.embs.len() / pose::INPUT_LEN;
+                self.pose_steps.clear();
+                self.pose_steps.resize(rows * pose::FEATURE_LEN, 0.0);
+                p.keypoints_in_place(&mut self.embs);
+                for (px, f) in self
+                    .embs
+                    .chunks_exact(pose::INPUT_LEN)
+                    .zip(self.pose_steps.chunks_exact_mut(pose::FEATURE_LEN))
+                {
+                    p.features(px, f);
+                }
+                self.step_src = StepInput::Pose;
+            }
+            if out.keep_embeddings {
+                out.embeddings.extend_from_slice(&self.embs);
+            }
+        }
+    }
+
+    /// The recurrent stage's input made by the last [`Self::prepare_steps`].
+    fn steps(&self) -> &[f32] {
+        match self.step_src {
+            StepInput::Features => &self.feats,
+            StepInput::Embeddings => &self.embs,
+            StepInput::Pose => &self.pose_steps,
+        }
+    }
+
+    /// The decision stage on `posts`.
+    fn decide(&mut self, out: &mut Output) -> Result<()> {
         let t2 = Instant::now();
-        self.stats.sequence_s += (t2 - t1).as_secs_f64();
         let n = out.events.len();
         self.decider.push(&self.posts, &mut out.events)?;
         self.stats.events += (out.events.len() - n) as u64;
@@ -581,6 +617,180 @@ impl StreamProcessor {
             out.posteriors.extend_from_slice(&self.posts);
         }
         Ok(())
+    }
+
+    /// The whole state of this (audio) stream: samples the front end holds,
+    /// the embedder's pending frames, the recurrent state, the decision
+    /// state (thresholds, smoothing, open events). A stream of the same
+    /// bundle given it by [`StreamProcessor::restore`] continues exactly
+    /// where this one is: what `seqrec serve` sends as a snapshot token.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a video stream (its decimation and pose
+    /// tracking state are not captured yet).
+    pub fn snapshot(&self) -> Result<StreamState> {
+        let FrontState::Audio(f) = &self.front else {
+            return Err(Error::config(
+                "snapshot",
+                "video streams cannot be snapshotted yet (audio bundles only)",
+            ));
+        };
+        Ok(StreamState {
+            front: f.state(),
+            embed: self.embed.as_ref().map(|e| {
+                let (pending, base, next) = e.window_state();
+                EmbedState {
+                    pending: pending.to_vec(),
+                    base,
+                    next,
+                }
+            }),
+            sequence: self.seq.snapshot(),
+            decision: self.decider.state(),
+            samples: self.stats.samples,
+        })
+    }
+
+    /// Continues from a [`StreamProcessor::snapshot`] of a stream of the
+    /// same bundle.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] or [`Error::InvalidConfig`] if the state does not
+    /// fit this bundle's stages; the stream is then reset.
+    pub fn restore(&mut self, st: &StreamState) -> Result<()> {
+        let r = (|| {
+            let FrontState::Audio(f) = &mut self.front else {
+                return Err(Error::config("snapshot", "a video stream cannot resume"));
+            };
+            f.set_state(&st.front)?;
+            match (self.embed.as_mut(), &st.embed) {
+                (Some(e), Some(s)) => e.set_window_state(&s.pending, s.base, s.next)?,
+                (None, None) => {}
+                _ => {
+                    return Err(Error::Shape(
+                        "the state's embedder does not match this bundle's".into(),
+                    ));
+                }
+            }
+            self.seq.restore(&st.sequence)?;
+            self.decider.set_state(&st.decision)?;
+            self.stats.samples = st.samples;
+            Ok(())
+        })();
+        if r.is_err() {
+            self.reset();
+        }
+        r
+    }
+
+    /// Server phase 1 ([`crate::serve`]): the front end on `piece`, then the
+    /// embedder's windows appended to `windows` (returns how many; the
+    /// caller runs them and hands back [`Self::stage_embeddings`]), or, with
+    /// no embedder, the steps made ready. `Piece::End` flushes the front
+    /// end.
+    pub(crate) fn stage_front(
+        &mut self,
+        piece: Piece<'_>,
+        windows: &mut Vec<f32>,
+        out: &mut Output,
+    ) -> Result<usize> {
+        let t0 = Instant::now();
+        self.feats.clear();
+        self.embs.clear();
+        self.posts.clear();
+        self.step_src = StepInput::Features;
+        match (&mut self.front, piece) {
+            (FrontState::Audio(f), Piece::Audio(x)) => {
+                self.stats.samples += x.len() as u64;
+                f.push(x, &mut self.feats);
+            }
+            (FrontState::Audio(f), Piece::End) => {
+                f.finish(&mut self.feats);
+            }
+            (FrontState::Video { .. }, Piece::End) => {}
+            (
+                FrontState::Video {
+                    prep, decim, pose, ..
+                },
+                Piece::Frame(frame),
+            ) => {
+                if decim.keep(frame) {
+                    match pose {
+                        Some(p) => p.prepare(prep, frame, &mut self.feats),
+                        None => prep.process(frame, &mut self.feats),
+                    }
+                }
+            }
+            _ => {
+                return Err(Error::config(
+                    "input",
+                    "audio sent to a video stream, or a frame to an audio stream",
+                ));
+            }
+        }
+        self.stats.features_s += t0.elapsed().as_secs_f64();
+        self.stats.frames += (self.feats.len() / self.frame_len.max(1)) as u64;
+        if out.keep_features && matches!(self.front, FrontState::Audio(_)) {
+            out.features.extend_from_slice(&self.feats);
+        }
+        match self.embed.as_mut() {
+            Some(e) => e.push_windows(&self.feats, windows),
+            None => Ok(0),
+        }
+    }
+
+    /// Server phase 2: the embeddings of the windows [`Self::stage_front`]
+    /// gave, in order.
+    pub(crate) fn stage_embeddings(&mut self, embs: &[f32], out: &mut Output) {
+        self.embs.clear();
+        self.embs.extend_from_slice(embs);
+        self.prepare_steps(StepInput::Embeddings, Instant::now(), out);
+    }
+
+    /// The recurrent stage's input for this call (`[steps * input]`) and its
+    /// recurrent stream (a server steps native ones of many streams
+    /// together, writing into [`Self::posteriors_mut`]).
+    pub(crate) fn steps_and_sequence(&mut self) -> (&[f32], &mut dyn Stream) {
+        let steps = match self.step_src {
+            StepInput::Features => &self.feats,
+            StepInput::Embeddings => &self.embs,
+            StepInput::Pose => &self.pose_steps,
+        };
+        (steps, self.seq.as_mut())
+    }
+
+    /// The posteriors of this call, for a server that ran the recurrent
+    /// stage itself.
+    pub(crate) fn posteriors_mut(&mut self) -> &mut Vec<f32> {
+        &mut self.posts
+    }
+
+    /// Server phase 3 for a stream stepped alone: the recurrent stage on
+    /// this call's steps.
+    pub(crate) fn stage_sequence(&mut self) -> Result<()> {
+        let t = Instant::now();
+        self.posts.clear();
+        let steps = match self.step_src {
+            StepInput::Features => &self.feats,
+            StepInput::Embeddings => &self.embs,
+            StepInput::Pose => &self.pose_steps,
+        };
+        let r = self.seq.process(steps, &mut self.posts);
+        self.stats.sequence_s += t.elapsed().as_secs_f64();
+        r
+    }
+
+    /// Server phase 4: the decision stage on the posteriors; with `end`,
+    /// open events are closed and every stage reset.
+    pub(crate) fn stage_decide(&mut self, end: bool, out: &mut Output) -> Result<()> {
+        let r = self.decide(out);
+        if end {
+            let n = out.events.len();
+            self.decider.finish(&mut out.events);
+            self.stats.events += (out.events.len() - n) as u64;
+            self.reset();
+        }
+        r
     }
 
     /// Returns every stage to its initial state: call it at a discontinuity
@@ -646,6 +856,43 @@ impl StreamProcessor {
     }
 }
 
+/// One piece of a stream's input, for the server's phases.
+#[derive(Clone, Copy)]
+pub(crate) enum Piece<'a> {
+    /// Samples (mono, at the bundle's rate).
+    Audio(&'a [f32]),
+    /// One video frame.
+    Frame(&'a Frame),
+    /// The stream's end.
+    End,
+}
+
+/// What [`StreamProcessor::snapshot`] gives: one audio stream's whole state.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StreamState {
+    /// The front end's buffered samples.
+    pub front: crate::features::FrontEndState,
+    /// The embedder's pending frames, if the bundle has one.
+    pub embed: Option<EmbedState>,
+    /// The recurrent state.
+    pub sequence: crate::sequence::State,
+    /// The decision stage's state.
+    pub decision: crate::decision::DeciderState,
+    /// Samples the stream has taken so far.
+    pub samples: u64,
+}
+
+/// The embedder's part of a [`StreamState`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EmbedState {
+    /// Feature frames from frame `base` on.
+    pub pending: Vec<f32>,
+    /// Absolute index of the first pending frame.
+    pub base: u64,
+    /// Absolute index of the next window's first frame.
+    pub next: u64,
+}
+
 /// The first stage, shared: audio front end or video preprocessing settings.
 #[derive(Debug)]
 enum Front {
@@ -667,8 +914,12 @@ enum FrontState {
 /// Where the recurrent stage's input comes from.
 #[derive(Clone, Copy)]
 enum StepInput {
+    /// Feature frames (`feats`).
     Features,
+    /// Embedder outputs (`embs`).
     Embeddings,
+    /// Pose features of the embedder's keypoints (`pose_steps`).
+    Pose,
 }
 
 /// The result of running a whole finite source.

@@ -8,6 +8,7 @@ mod enroll;
 mod features;
 mod live;
 mod sequence;
+mod serve;
 mod video;
 #[cfg(feature = "window")]
 mod window;
@@ -43,6 +44,9 @@ enum Command {
     /// Make a bundle that spots your own word from 3-5 recordings of it (templates on a
     /// bundle's speech embedding, threshold checked against keyword-free audio).
     Enroll(enroll::Args),
+    /// Serve many concurrent streams over WebSocket (and whole files over HTTP), with the
+    /// model calls of all streams batched together.
+    Serve(serve::Args),
     /// List audio input devices and their configurations.
     Devices(devices::Args),
 }
@@ -56,6 +60,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Live(a) => live::run(a),
         Command::Embed(a) => embed::run(a),
         Command::Enroll(a) => enroll::run(a),
+        Command::Serve(a) => serve::run(a),
         Command::Devices(a) => devices::run(a),
     }
 }

@@ -70,6 +70,16 @@ pub struct FrontEnd {
     held: Vec<f32>,
 }
 
+/// What [`FrontEnd::state`] gives: everything a stream has buffered.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FrontEndState {
+    pending: Vec<f32>,
+    skip: usize,
+    started: bool,
+    frames_emitted: u64,
+    held: Vec<f32>,
+}
+
 /// Per-stream buffers of one frame's computation.
 #[derive(Debug, Clone)]
 struct Work {
@@ -196,6 +206,55 @@ impl FrontEnd {
         self.started = false;
         self.frames_emitted = 0;
         self.held.clear();
+    }
+
+    /// The stream's whole state (for moving a stream; see
+    /// [`FrontEnd::set_state`]): samples not yet framed and the frames of an
+    /// unfinished `top_db` group.
+    pub fn state(&self) -> FrontEndState {
+        FrontEndState {
+            pending: self.pending.clone(),
+            skip: self.skip,
+            started: self.started,
+            frames_emitted: self.frames_emitted,
+            held: self.held.clone(),
+        }
+    }
+
+    /// Continues a stream from a state [`FrontEnd::state`] gave on a front
+    /// end of the same settings.
+    ///
+    /// # Errors
+    /// [`crate::Error::Shape`] if the state cannot come from these settings
+    /// (more samples pending than one frame needs, partial held frames).
+    pub fn set_state(&mut self, st: &FrontEndState) -> Result<()> {
+        let n_bins = self.n_bins();
+        let most = self.cfg.n_fft + self.cfg.hop_length() + self.cfg.n_fft / 2 + self.cfg.pad_left;
+        // held frames: fewer than the rest of the group they belong to
+        let room = match (self.cfg.top_db, group_size(&self.cfg, st.frames_emitted)) {
+            (None, _) => 0,
+            (Some(_), 0) => usize::MAX,
+            (Some(_), g) => g - 1,
+        };
+        if st.pending.len() > most
+            || !st.held.len().is_multiple_of(n_bins)
+            || st.held.len() / n_bins > room
+            || st.skip > self.cfg.hop_length()
+        {
+            return Err(crate::Error::Shape(format!(
+                "front-end state ({} pending samples, {} held values, skip {}) does not fit these features ({n_bins} bins, n_fft {})",
+                st.pending.len(),
+                st.held.len(),
+                st.skip,
+                self.cfg.n_fft
+            )));
+        }
+        self.pending.clone_from(&st.pending);
+        self.held.clone_from(&st.held);
+        self.skip = st.skip;
+        self.started = st.started;
+        self.frames_emitted = st.frames_emitted;
+        Ok(())
     }
 
     fn ensure_started(&mut self) {

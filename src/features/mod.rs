@@ -33,7 +33,7 @@ mod mel;
 pub mod pose;
 pub mod video;
 
-pub use frontend::FrontEnd;
+pub use frontend::{FrontEnd, FrontEndState};
 pub use mel::{MelScale, hz_to_mel, mel_filterbank, mel_to_hz};
 
 use serde::{Deserialize, Serialize};

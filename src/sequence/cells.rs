@@ -604,8 +604,25 @@ impl NativeBatch {
     /// # Errors
     /// [`Error::Shape`] if the buffers have the wrong length.
     pub fn step(&mut self, x: &[f32], out: &mut [f32]) -> Result<()> {
+        self.step_first(self.b, x, out)
+    }
+
+    /// One step of the first `b` slots only (`x` is `[b][input]`, `out`
+    /// `[b][output]`); the other slots keep their state. A server sorts its
+    /// streams by how many steps each has ready, so that the streams still
+    /// stepping are always a prefix.
+    ///
+    /// # Errors
+    /// [`Error::Shape`] if the buffers have the wrong length or `b` exceeds
+    /// the slots.
+    pub fn step_first(&mut self, b: usize, x: &[f32], out: &mut [f32]) -> Result<()> {
         let m = Arc::clone(&self.model);
-        let b = self.b;
+        if b > self.b {
+            return Err(Error::Shape(format!(
+                "a step of {b} streams on a batch of {} slots",
+                self.b
+            )));
+        }
         if x.len() != b * m.input_size() || out.len() != b * m.output_size() {
             return Err(Error::Shape(format!(
                 "batch step of {b} streams needs x of {} and out of {} values, got {} and {}",
@@ -622,20 +639,72 @@ impl NativeBatch {
                 row.copy_from_slice(&layer.bx);
             }
             let (prev, rest) = self.h.split_at_mut(l);
-            let input: &[f32] = if l == 0 { x } else { &prev[l - 1] };
+            let input: &[f32] = if l == 0 {
+                x
+            } else {
+                &prev[l - 1][..b * layer.input]
+            };
             layer.wx.gemm_acc(input, layer.input, b, g, gw);
+            let hs = layer.hidden;
             let c: &mut [f32] = match self.c.get_mut(l) {
-                Some(c) => c,
+                Some(c) => &mut c[..b * hs],
                 None => &mut [],
             };
-            layer.recur(b, g, &mut rest[0], c, &mut self.tmp[..b * layer.hidden]);
+            layer.recur(b, g, &mut rest[0][..b * hs], c, &mut self.tmp[..b * hs]);
         }
-        let last = self.h.last().map_or(&[][..], |v| v);
+        let last = self.h.last().map_or(&[][..], |v| {
+            &v[..b * m.layers.last().map_or(0, |l| l.hidden)]
+        });
         match &m.head {
             Some(head) => head.apply(last, b, out),
             None => out.copy_from_slice(last),
         }
         Ok(())
+    }
+
+    /// Grows the batch to at least `b` slots (new slots in the initial state).
+    pub fn ensure_slots(&mut self, b: usize) {
+        if b <= self.b {
+            return;
+        }
+        let m = &self.model;
+        for (l, layer) in m.layers.iter().enumerate() {
+            self.h[l].resize(b * layer.hidden, 0.0);
+            if let Some(c) = self.c.get_mut(l) {
+                c.resize(b * layer.hidden, 0.0);
+            }
+        }
+        let max_g = m.layers.iter().map(|l| l.gate_width()).max().unwrap_or(0);
+        let max_h = m.layers.iter().map(|l| l.hidden).max().unwrap_or(0);
+        self.g.resize(b * max_g, 0.0);
+        self.tmp.resize(b * max_h, 0.0);
+        self.b = b;
+    }
+
+    /// Copies the state of `stream` into slot `i` (`to_slot`) or slot `i`
+    /// back into `stream` (`!to_slot`): a stream keeps its own state between
+    /// the batched steps it takes part in.
+    ///
+    /// # Panics
+    /// If `stream` runs another model or `i` is not a slot.
+    pub fn exchange(&mut self, i: usize, stream: &mut NativeStream, to_slot: bool) {
+        assert!(
+            Arc::ptr_eq(&self.model, &stream.batch.model),
+            "another model"
+        );
+        let s = &mut stream.batch;
+        for (l, layer) in self.model.layers.iter().enumerate() {
+            let hs = layer.hidden;
+            let pairs = std::iter::once((&mut self.h[l], &mut s.h[l]))
+                .chain(self.c.get_mut(l).zip(s.c.get_mut(l)));
+            for (mine, theirs) in pairs {
+                if to_slot {
+                    mine[i * hs..(i + 1) * hs].copy_from_slice(&theirs[..hs]);
+                } else {
+                    theirs[..hs].copy_from_slice(&mine[i * hs..(i + 1) * hs]);
+                }
+            }
+        }
     }
 
     /// Returns slot `i` to the initial state (its stream ended or jumped).
@@ -812,5 +881,9 @@ impl Stream for NativeStream {
 
     fn restore(&mut self, state: &State) -> Result<()> {
         self.batch.restore_slot(0, state)
+    }
+
+    fn as_native(&mut self) -> Option<&mut NativeStream> {
+        Some(self)
     }
 }

@@ -40,7 +40,7 @@ use crate::bundle::Backend;
 use crate::{Error, Result};
 
 /// One state tensor of a stream, with the graph names it travels under.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StateTensor {
     /// Graph input that receives it (e.g. `h0`).
     pub input: String,
@@ -54,7 +54,7 @@ pub struct StateTensor {
 
 /// A copy of a stream's state: to pause a stream, save it, or move it to
 /// another worker. Restore it into a stream of the same model.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct State {
     /// The tensors, in the model's state order.
     pub tensors: Vec<StateTensor>,
@@ -122,6 +122,11 @@ pub trait Stream: Send {
     /// # Errors
     /// [`Error::Shape`] if the state does not fit this model.
     fn restore(&mut self, state: &State) -> Result<()>;
+    /// The native stream behind this one, if it is one: a server steps
+    /// those of many streams together ([`NativeBatch::step_first`]).
+    fn as_native(&mut self) -> Option<&mut NativeStream> {
+        None
+    }
 }
 
 /// A loaded recurrent model, shared by streams.
