@@ -283,7 +283,8 @@ impl Recognizer {
     /// A stream for a server that runs the model calls of many streams
     /// together ([`crate::serve`]): its embedder only gathers windows (no
     /// session of its own), which [`crate::serve`] runs for all streams in
-    /// one [`crate::embed::EmbedRunner`] call.
+    /// one [`crate::embed::EmbedRunner`] call, and an ONNX Runtime recurrent
+    /// stage runs on the server's session.
     ///
     /// # Errors
     /// As [`Recognizer::stream`].
@@ -320,7 +321,11 @@ impl Recognizer {
             },
             embs: Vec::new(),
             pose_steps: Vec::new(),
-            seq: self.model.stream()?,
+            seq: if threads == 0 {
+                self.model.shared_stream()
+            } else {
+                self.model.stream()?
+            },
             decider: Decider::new(
                 self.decision.clone(),
                 self.bundle.labels.clone(),
@@ -766,8 +771,11 @@ impl StreamProcessor {
     }
 
     /// Server phase 3 for a stream stepped alone: the recurrent stage on
-    /// this call's steps.
-    pub(crate) fn stage_sequence(&mut self) -> Result<()> {
+    /// this call's steps (an ONNX Runtime stage on `session`).
+    pub(crate) fn stage_sequence(
+        &mut self,
+        session: Option<&mut ort::session::Session>,
+    ) -> Result<()> {
         let t = Instant::now();
         self.posts.clear();
         let steps = match self.step_src {
@@ -775,7 +783,10 @@ impl StreamProcessor {
             StepInput::Embeddings => &self.embs,
             StepInput::Pose => &self.pose_steps,
         };
-        let r = self.seq.process(steps, &mut self.posts);
+        let r = match (session, self.seq.as_ort()) {
+            (Some(s), Some(o)) => o.process_with(s, steps, &mut self.posts),
+            _ => self.seq.process(steps, &mut self.posts),
+        };
         self.stats.sequence_s += t.elapsed().as_secs_f64();
         r
     }

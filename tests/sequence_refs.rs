@@ -239,6 +239,50 @@ fn batch_equals_separate_streams_bit_for_bit() {
     }
 }
 
+/// What `seqrec serve` does: streams with different numbers of steps, their
+/// states moved into batch rows (`exchange`), stepped as a shrinking prefix
+/// (`step_first`), moved back: every stream bit-identical to itself alone,
+/// and it goes on from the moved-back state.
+#[test]
+fn prefix_steps_with_moved_states_equal_separate_streams_bit_for_bit() {
+    for c in cases() {
+        let m = Arc::new(import_onnx(&c.onnx).unwrap());
+        let (i, o) = (m.input_size(), m.output_size());
+        let t = c.x.len() / i;
+        let b = 4;
+        let xs: Vec<Vec<f32>> = (0..b)
+            .map(|s| c.x.iter().map(|v| v * (1.0 - s as f32 / 5.0)).collect())
+            .collect();
+        let want: Vec<Vec<f32>> = xs.iter().map(|x| run_whole(&mut m.stream(), x)).collect();
+        // stream s takes its first `cut[s]` steps in the batch (most first)
+        let cut: Vec<usize> = (0..b).map(|s| t - s * t / (2 * b)).collect();
+        let mut streams: Vec<_> = (0..b).map(|_| m.stream()).collect();
+        let mut batch = NativeBatch::new(&m, 0);
+        batch.ensure_slots(b);
+        for (s, st) in streams.iter_mut().enumerate() {
+            batch.exchange(s, st, true);
+        }
+        let mut got: Vec<Vec<f32>> = vec![Vec::new(); b];
+        for step in 0..cut[0] {
+            let n = cut.iter().take_while(|&&c| c > step).count();
+            let x: Vec<f32> = (0..n)
+                .flat_map(|s| xs[s][step * i..(step + 1) * i].iter().copied())
+                .collect();
+            let mut y = vec![0.0; n * o];
+            batch.step_first(n, &x, &mut y).unwrap();
+            for s in 0..n {
+                got[s].extend_from_slice(&y[s * o..(s + 1) * o]);
+            }
+        }
+        for (s, st) in streams.iter_mut().enumerate() {
+            batch.exchange(s, st, false);
+            st.process(&xs[s][cut[s] * i..], &mut got[s]).unwrap();
+            assert_eq!(got[s], want[s], "{} stream {s}", c.name);
+        }
+        assert!(batch.step_first(b + 1, &[], &mut []).is_err());
+    }
+}
+
 #[test]
 fn bidirectional_is_refused_with_a_clear_error() {
     let e = import_onnx(&dir().join("lstm_bidirectional.onnx"))

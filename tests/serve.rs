@@ -243,7 +243,12 @@ async fn streams_equal_batch_on_every_audio_bundle() {
         .collect();
     let pairs: Vec<(&str, &str)> = names.iter().map(|(n, d)| (n.as_str(), *d)).collect();
     for batching in [true, false] {
-        let (addr, _stop, server) = start(&pairs, Limits::default(), policy(batching)).await;
+        // a long wait makes rounds of many streams certain (the assertion below)
+        let p = BatchPolicy {
+            wait: Duration::from_millis(20),
+            ..policy(batching)
+        };
+        let (addr, _stop, server) = start(&pairs, Limits::default(), p).await;
         let mut tasks = Vec::new();
         let mut want = Vec::new();
         for (dir, clips) in cases {

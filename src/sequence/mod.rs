@@ -127,6 +127,11 @@ pub trait Stream: Send {
     fn as_native(&mut self) -> Option<&mut NativeStream> {
         None
     }
+    /// The ONNX Runtime stream behind this one, if it is one (a server runs
+    /// those on one shared session, [`OrtStream::process_with`]).
+    fn as_ort(&mut self) -> Option<&mut OrtStream> {
+        None
+    }
 }
 
 /// A loaded recurrent model, shared by streams.
@@ -173,6 +178,17 @@ impl SequenceModel {
             SequenceModel::Ort(m) => Box::new(m.stream()?),
             SequenceModel::Templates(m) => Box::new(m.stream()),
         })
+    }
+
+    /// As [`SequenceModel::stream`], but an ONNX Runtime stream gets no
+    /// session of its own ([`OrtModel::shared_stream`]): for a server that
+    /// lends one to all its streams.
+    pub fn shared_stream(&self) -> Box<dyn Stream> {
+        match self {
+            SequenceModel::Native(m) => Box::new(m.stream()),
+            SequenceModel::Ort(m) => Box::new(m.shared_stream()),
+            SequenceModel::Templates(m) => Box::new(m.stream()),
+        }
     }
 
     /// Values per input frame.

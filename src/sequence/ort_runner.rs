@@ -255,23 +255,41 @@ impl OrtModel {
     /// # Errors
     /// [`Error::InvalidModel`] if the session cannot be built.
     pub fn stream(self: &std::sync::Arc<Self>) -> Result<OrtStream> {
-        let session = runtime::session(&self.path, self.spec.session)?;
-        Ok(OrtStream {
+        let mut s = self.shared_stream();
+        s.session = Some(self.session()?);
+        Ok(s)
+    }
+
+    /// A stream without a session of its own, in the initial state: a
+    /// server runs many of these on one session
+    /// ([`OrtStream::process_with`]): a session per stream would cost ~10 MB
+    /// and a model load per connection.
+    pub fn shared_stream(self: &std::sync::Arc<Self>) -> OrtStream {
+        OrtStream {
             model: std::sync::Arc::clone(self),
-            session,
+            session: None,
             state: self
                 .states
                 .iter()
                 .map(|s| vec![0.0; s.shape.iter().product()])
                 .collect(),
-        })
+        }
+    }
+
+    /// A session on this model (for [`OrtStream::process_with`]).
+    ///
+    /// # Errors
+    /// [`Error::InvalidModel`] if the session cannot be built.
+    pub fn session(&self) -> Result<Session> {
+        runtime::session(&self.path, self.spec.session)
     }
 }
 
-/// One stream on an [`OrtModel`], with its own session and state.
+/// One stream on an [`OrtModel`]: its state, and its own session unless a
+/// server lends one ([`OrtModel::shared_stream`]).
 pub struct OrtStream {
     model: std::sync::Arc<OrtModel>,
-    session: Session,
+    session: Option<Session>,
     state: Vec<Vec<f32>>,
 }
 
@@ -284,8 +302,46 @@ impl std::fmt::Debug for OrtStream {
 }
 
 impl OrtStream {
+    /// As [`Stream::process`], on `session` (a session of this stream's
+    /// model) instead of the stream's own.
+    ///
+    /// # Errors
+    /// As [`Stream::process`].
+    pub fn process_with(
+        &mut self,
+        session: &mut Session,
+        frames: &[f32],
+        out: &mut Vec<f32>,
+    ) -> Result<()> {
+        let i = self.model.input_size;
+        if !frames.len().is_multiple_of(i) {
+            return Err(Error::Shape(format!(
+                "input of {} values is not a whole number of {i}-value frames",
+                frames.len()
+            )));
+        }
+        let t = frames.len() / i;
+        if t == 0 {
+            return Ok(());
+        }
+        if self.model.input_rank == 3 {
+            self.call(session, frames, t, out)
+        } else {
+            for f in frames.chunks_exact(i) {
+                self.call(session, f, 1, out)?;
+            }
+            Ok(())
+        }
+    }
+
     /// One ONNX Runtime call on `t` frames.
-    fn call(&mut self, frames: &[f32], t: usize, out: &mut Vec<f32>) -> Result<()> {
+    fn call(
+        &mut self,
+        session: &mut Session,
+        frames: &[f32],
+        t: usize,
+        out: &mut Vec<f32>,
+    ) -> Result<()> {
         let m = &*self.model;
         let shape: Vec<i64> = if m.input_rank == 3 {
             vec![t as i64, 1, m.input_size as i64]
@@ -314,7 +370,7 @@ impl OrtStream {
             };
             inputs.push((name.clone(), value));
         }
-        let outputs = self.session.run(inputs)?;
+        let outputs = session.run(inputs)?;
         let (_, y) = outputs[m.output.as_str()].try_extract_tensor::<f32>()?;
         if y.len() != t * m.output_size {
             return Err(Error::Shape(format!(
@@ -354,25 +410,19 @@ impl Stream for OrtStream {
     }
 
     fn process(&mut self, frames: &[f32], out: &mut Vec<f32>) -> Result<()> {
-        let i = self.model.input_size;
-        if !frames.len().is_multiple_of(i) {
-            return Err(Error::Shape(format!(
-                "input of {} values is not a whole number of {i}-value frames",
-                frames.len()
-            )));
-        }
-        let t = frames.len() / i;
-        if t == 0 {
-            return Ok(());
-        }
-        if self.model.input_rank == 3 {
-            self.call(frames, t, out)
-        } else {
-            for f in frames.chunks_exact(i) {
-                self.call(f, 1, out)?;
-            }
-            Ok(())
-        }
+        let Some(mut session) = self.session.take() else {
+            return Err(Error::config(
+                "backend",
+                "this ONNX Runtime stream has no session of its own: run it with process_with",
+            ));
+        };
+        let r = self.process_with(&mut session, frames, out);
+        self.session = Some(session);
+        r
+    }
+
+    fn as_ort(&mut self) -> Option<&mut OrtStream> {
+        Some(self)
     }
 
     fn reset(&mut self) {

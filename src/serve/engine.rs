@@ -115,6 +115,8 @@ pub(crate) enum Reply {
         events: Vec<Event>,
         first_row: u64,
         posteriors: Vec<f32>,
+        /// Samples (video: frames) the stream has taken up to this piece.
+        taken: u64,
     },
     /// The state token.
     Snapshot(Result<Box<StreamState>>),
@@ -402,10 +404,15 @@ fn run_round(
                         Vec::new()
                     };
                     if !out.events.is_empty() || !posteriors.is_empty() {
+                        let taken = match rec.kind() {
+                            crate::bundle::InputKind::Audio => slot.proc.stats().samples,
+                            crate::bundle::InputKind::Video => slot.frames,
+                        };
                         let _ = slot.reply.send(Reply::Output {
                             events: out.events,
                             first_row,
                             posteriors,
+                            taken,
                         });
                     }
                     if let Some(at) = at {
@@ -472,6 +479,8 @@ pub(crate) struct CrossBatch {
     /// The native recurrent model's batch, when the bundle has one and
     /// batching is on.
     native: Option<NativeBatch>,
+    /// The session every stream's ONNX Runtime recurrent stage runs on.
+    ort: Option<ort::session::Session>,
     windows: Vec<f32>,
     embs: Vec<f32>,
     x: Vec<f32>,
@@ -489,9 +498,14 @@ impl CrossBatch {
             (SequenceModel::Native(m), true) => Some(NativeBatch::new(m, 0)),
             _ => None,
         };
+        let ort = match rec.model() {
+            SequenceModel::Ort(m) => Some(m.session()?),
+            _ => None,
+        };
         Ok(CrossBatch {
             runner,
             native,
+            ort,
             windows: Vec::new(),
             embs: Vec::new(),
             x: Vec::new(),
@@ -556,7 +570,7 @@ impl CrossBatch {
             Some(nb) => step_native(nb, items, &mut self.order, &mut self.x, &mut self.y),
             None => {
                 for it in items.iter_mut().filter(|i| i.result.is_ok()) {
-                    it.result = it.proc.stage_sequence();
+                    it.result = it.proc.stage_sequence(self.ort.as_mut());
                 }
             }
         }
@@ -592,7 +606,7 @@ fn step_native(
         it.proc.posteriors_mut().clear();
         let (steps, seq) = it.proc.steps_and_sequence();
         let Some(ns) = seq.as_native() else {
-            it.result = it.proc.stage_sequence();
+            it.result = it.proc.stage_sequence(None);
             continue;
         };
         input = ns.model().input_size();

@@ -715,7 +715,7 @@ async fn run_stream(
                     return Err(Refusal(code::INTERNAL, "the engine of this bundle has stopped".into()));
                 };
                 match reply {
-                    Reply::Output { events, first_row, posteriors } => {
+                    Reply::Output { events, first_row, posteriors, taken } => {
                         for e in &events {
                             let v = serde_json::json!({
                                 "type": "event", "label": e.label,
@@ -728,7 +728,7 @@ async fn run_stream(
                             let rows = posteriors.len() / n;
                             let t: Vec<f64> = (0..rows).map(|i| round_time(offset + (first_row + i as u64) as f64 * period)).collect();
                             let scores: Vec<&[f32]> = posteriors.chunks_exact(n).collect();
-                            let v = serde_json::json!({"type": "posteriors", "t_s": t, "scores": scores});
+                            let v = serde_json::json!({"type": "posteriors", "t_s": t, "scores": scores, "samples": taken});
                             if send_json(socket, &v).await.is_err() { return Ok(()); }
                         }
                     }
