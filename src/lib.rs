@@ -1,24 +1,37 @@
-//! seqrec: real-time sequence recognition on audio.
+//! seqrec: real-time sequence recognition on audio and video.
 //!
-//! Audio flows one way through stages, each a module that never imports a
+//! Input flows one way through stages, each a module that never imports a
 //! later one; only [`pipeline`] knows them all:
 //!
 //! ```text
-//!  source ──chunks──▶ features ──frames──▶ sequence ──posteriors──▶ decision ──events──▶ sink
+//!  source ──chunks──▶ features ──frames──▶ [embed] ──steps──▶ sequence ──posteriors──▶ decision ──events──▶ sink
+//!  audio: file, mic   log-mel, MFCC,       a frozen CNN in    RNN/LSTM/GRU with
+//!  video: file,       dB (audio);          ONNX Runtime       state carried
+//!  camera, FFmpeg     resize, crop,        (speech_embedding, across chunks
+//!                     normalise (video)    EfficientNet, MoveNet)
 //! ```
 //!
-//! * [`source`]: files (decoded, downmixed, resampled), the microphone, a
-//!   synthetic generator — all behind [`source::AudioSource`];
-//! * [`features`]: the streaming log-mel / MFCC front end (librosa's definitions);
+//! * [`source`]: audio files (decoded, downmixed, resampled), the
+//!   microphone, a synthetic generator ([`source::AudioSource`]); video
+//!   files, image folders, cameras, live FFmpeg inputs
+//!   ([`source::video::VideoSource`]);
+//! * [`features`]: the streaming log-mel / MFCC front end (librosa's
+//!   definitions) and the video preprocessing (and the pose stage);
+//! * [`embed`]: an optional frozen CNN over windows of frames, in ONNX
+//!   Runtime (required for video bundles);
 //! * [`sequence`]: recurrent models (RNN, LSTM, GRU) carrying their state
-//!   across chunks, on seqrec's own kernels or ONNX Runtime;
-//! * [`decision`]: per-frame scores to labelled events;
-//! * [`sink`]: JSON Lines / CSV records and PNG plots.
+//!   across chunks, on seqrec's own kernels or ONNX Runtime, and keyword
+//!   templates;
+//! * [`decision`]: per-step scores to labelled events;
+//! * [`sink`]: JSON Lines / CSV records and PNG plots;
+//! * [`serve`]: many streams in one process over WebSocket, their model
+//!   calls batched together, their state movable ([`pipeline::StreamState`]).
 //!
-//! A model is loaded once and shared; each stream owns its state, and every
-//! stateful stage has `reset()` for discontinuities (a new file, a capture gap).
+//! A model is loaded once and shared ([`pipeline::Recognizer`]); each stream
+//! owns its state ([`pipeline::StreamProcessor`]), and every stateful stage
+//! has `reset()` for discontinuities (a new file, a capture gap).
 //!
-//! # Recognizing a file
+//! # Recognizing an audio file
 //!
 //! ```
 //! use seqrec::bundle::Bundle;
@@ -37,6 +50,61 @@
 //!     println!("{} from {:.2} s to {:.2} s ({:.2})", e.label, e.start_s, e.end_s, e.score);
 //! }
 //! assert_eq!(result.output.events.len(), 3);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Keywords through an embedder (audio + CNN + GRU)
+//!
+//! `models/kws` runs Google's speech_embedding CNN (ONNX Runtime) on windows
+//! of 76 mel frames every 80 ms, and a GRU head on the embeddings. The
+//! stream can be moved: its whole state is a [`pipeline::StreamState`].
+//!
+//! ```
+//! use seqrec::bundle::Bundle;
+//! use seqrec::pipeline::{Output, Recognizer};
+//! use seqrec::source::{AudioFile, AudioSource};
+//!
+//! # fn main() -> seqrec::Result<()> {
+//! let root = env!("CARGO_MANIFEST_DIR");
+//! let rec = Recognizer::new(Bundle::load(format!("{root}/models/kws"))?)?;
+//! let mut stream = rec.live_stream()?; // every window runs as soon as it is complete
+//! let mut clip = AudioFile::open(format!("{root}/fixtures/clips/kws/live_yes_down_right_go.wav"), rec.sample_rate())?;
+//! let (mut buf, mut out) = (Vec::new(), Output::default());
+//! while clip.read(&mut buf)? > 0 {
+//!     stream.push(&buf, &mut out)?; // chunks of any size
+//!     buf.clear();
+//! }
+//! let state = stream.snapshot()?; // front end, CNN window, GRU state, decision state
+//! let mut moved = rec.live_stream()?;
+//! moved.restore(&state)?; // continues exactly where `stream` is
+//! moved.finish(&mut out)?;
+//! for e in &out.events {
+//!     println!("{} at {:.2} s", e.label, e.start_s);
+//! }
+//! assert!(out.events.iter().any(|e| e.label == "down"));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Actions in a video (frames + CNN + recurrent head)
+//!
+//! ```
+//! use seqrec::bundle::Bundle;
+//! use seqrec::pipeline::{Output, Recognizer, process_video};
+//!
+//! # fn main() -> seqrec::Result<()> {
+//! let root = env!("CARGO_MANIFEST_DIR");
+//! let rec = Recognizer::new(Bundle::load(format!("{root}/models/action"))?)?; // EfficientNet-Lite0 + LSTM
+//! let mut stream = rec.stream()?;
+//! // any file the system's FFmpeg decodes, or a folder of images
+//! let path = format!("{root}/fixtures/clips/action/rocket_motions.mp4");
+//! let mut video = seqrec::source::video::open(path.as_ref(), None)?;
+//! let result = process_video(&mut stream, &mut video, Output::default())?;
+//! for e in &result.output.events {
+//!     println!("{} from {:.1} s to {:.1} s", e.label, e.start_s, e.end_s);
+//! }
+//! assert!(!result.output.events.is_empty());
 //! # Ok(())
 //! # }
 //! ```
