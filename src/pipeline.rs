@@ -752,16 +752,16 @@ impl StreamProcessor {
         self.prepare_steps(StepInput::Embeddings, Instant::now(), out);
     }
 
-    /// The recurrent stage's input for this call (`[steps * input]`) and its
-    /// recurrent stream (a server steps native ones of many streams
-    /// together, writing into [`Self::posteriors_mut`]).
-    pub(crate) fn steps_and_sequence(&mut self) -> (&[f32], &mut dyn Stream) {
+    /// The recurrent stage's input for this call (`[steps * input]`), its
+    /// recurrent stream and its posteriors (a server steps the recurrent
+    /// streams of many processors together, writing the posteriors).
+    pub(crate) fn steps_and_sequence(&mut self) -> (&[f32], &mut dyn Stream, &mut Vec<f32>) {
         let steps = match self.step_src {
             StepInput::Features => &self.feats,
             StepInput::Embeddings => &self.embs,
             StepInput::Pose => &self.pose_steps,
         };
-        (steps, self.seq.as_mut())
+        (steps, self.seq.as_mut(), &mut self.posts)
     }
 
     /// The posteriors of this call, for a server that ran the recurrent

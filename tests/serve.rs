@@ -237,23 +237,19 @@ async fn streams_equal_batch_on_every_audio_bundle() {
         ),
         ("models/genre", &["fixtures/clips/music_22k.wav"]),
     ];
-    let names: Vec<(String, &str)> = cases
-        .iter()
-        .map(|(d, _)| (d.replace("models/", ""), *d))
-        .collect();
-    let pairs: Vec<(&str, &str)> = names.iter().map(|(n, d)| (n.as_str(), *d)).collect();
-    for batching in [true, false] {
-        // a long wait makes rounds of many streams certain (the assertion below)
+    for ((dir, clips), batching) in cases.iter().flat_map(|c| [(c, true), (c, false)]) {
+        // one server per bundle, so that the batching check below is the
+        // bundle's; a long wait makes rounds of many streams certain
+        let name = dir.replace("models/", "");
         let p = BatchPolicy {
-            wait: Duration::from_millis(20),
+            wait: Duration::from_millis(150),
             ..policy(batching)
         };
-        let (addr, _stop, server) = start(&pairs, Limits::default(), p).await;
+        let (addr, _stop, server) = start(&[(name.as_str(), dir)], Limits::default(), p).await;
         let mut tasks = Vec::new();
         let mut want = Vec::new();
-        for (dir, clips) in cases {
+        {
             let r = rec(dir);
-            let name = dir.replace("models/", "");
             for (k, clip) in clips.iter().enumerate() {
                 // two streams of each clip, chunked differently
                 for sizes in [vec![1600usize], vec![37, 4096, 511 + 97 * k]] {
@@ -277,11 +273,23 @@ async fn streams_equal_batch_on_every_audio_bundle() {
             assert_eq!(got.samples, Some(n as u64), "{what}");
             assert_eq!(got.events, ev, "{what}: events differ from batch");
             assert_eq!(got.posteriors.len(), posts.len(), "{what}");
+            // Native stages are bit-identical whatever the batch; ONNX
+            // Runtime's CNN kernels (musicnn) change in the last bits with
+            // the batch size, and `seqrec batch` batches 16 windows.
             let d = common::max_abs_diff(&got.posteriors, &posts);
-            assert!(d == 0.0, "{what}: posteriors differ from batch by {d}");
+            let tol = if rec(dir).embedder().is_some() {
+                1e-5
+            } else {
+                0.0
+            };
+            assert!(d <= tol, "{what}: posteriors differ from batch by {d}");
             events += got.events.len();
         }
-        assert!(events > 10, "the clips have events ({events})");
+        // (the genre clip has no events: its posteriors are the result)
+        assert!(
+            events > 0 || name == "genre",
+            "{name}: the clips have events"
+        );
         // with batching on, rounds did run many streams at once
         let m = server.metrics().render();
         let val = |k: &str| -> f64 {
@@ -294,9 +302,12 @@ async fn streams_equal_batch_on_every_audio_bundle() {
         };
         let rounds = val("seqrec_batch_size_count ");
         let of_4_or_more = rounds - val("seqrec_batch_size_bucket{le=\"2\"} ");
-        if batching {
-            assert!(of_4_or_more > 0.0, "no round of 4 streams or more: {m}");
-        } else {
+        if batching && clips.len() > 1 {
+            assert!(
+                of_4_or_more > 0.0,
+                "{name}: no round of 4 streams or more: {m}"
+            );
+        } else if !batching {
             assert_eq!(val("seqrec_batch_size_sum "), rounds);
         }
     }
@@ -668,7 +679,15 @@ async fn the_binary_serves_http_and_shuts_down_gracefully() {
     for c in x.chunks(4000) {
         ws.send(Message::Binary(f32le(c).into())).await.unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // SIGTERM once the server has read all of it (what is still in the
+    // socket when the server stops reading is not the stream's)
+    for _ in 0..200 {
+        let (_, m) = http(&addr, "GET", "/metrics", b"").await;
+        if m.contains(&format!("seqrec_samples_total {}", x.len())) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();

@@ -285,6 +285,129 @@ impl OrtModel {
     }
 }
 
+impl OrtModel {
+    /// Whether many streams can be stepped in one call: a frame-per-call
+    /// model (`[1, I]` input, whose first axis is then the batch) whose every
+    /// state tensor has exactly one axis of size 1 (Silero VAD's state is
+    /// `[2, 1, 128]`): that axis is where streams are stacked.
+    pub fn batch_axes(&self) -> Option<Vec<usize>> {
+        if self.input_rank != 2 {
+            return None;
+        }
+        self.states
+            .iter()
+            .map(|st| {
+                let ones: Vec<usize> = (0..st.shape.len()).filter(|&k| st.shape[k] == 1).collect();
+                (ones.len() == 1).then(|| ones[0])
+            })
+            .collect()
+    }
+
+    /// One frame of each of `streams` in one call on `session`: `x` holds
+    /// their frames back to back, states are stacked along
+    /// [`OrtModel::batch_axes`]; appends each stream's output to its `out`.
+    /// Results equal the streams stepped alone up to ONNX Runtime's
+    /// batch-size-dependent kernels (not bit for bit; see `seqrec serve`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a model that does not batch;
+    /// ONNX Runtime failures (e.g. a model whose batch axis is fixed at 1)
+    /// and shape mismatches, with no stream's state changed.
+    pub fn step_many(
+        &self,
+        session: &mut Session,
+        streams: &mut [(&mut OrtStream, &mut Vec<f32>)],
+        x: &[f32],
+    ) -> Result<()> {
+        let n = streams.len();
+        let axes = self
+            .batch_axes()
+            .ok_or_else(|| Error::config("backend", "this model cannot step streams together"))?;
+        if x.len() != n * self.input_size {
+            return Err(Error::Shape(format!(
+                "{n} frames of {} values expected, got {}",
+                self.input_size,
+                x.len()
+            )));
+        }
+        // stacked states: [outer][stream][inner]
+        let mut stacked: Vec<(Vec<i64>, Vec<f32>)> = Vec::with_capacity(self.states.len());
+        for (k, (slot, &axis)) in self.states.iter().zip(&axes).enumerate() {
+            let outer: usize = slot.shape[..axis].iter().product();
+            let inner: usize = slot.shape[axis + 1..].iter().product();
+            let mut data = Vec::with_capacity(n * outer * inner);
+            for o in 0..outer {
+                for (st, _) in streams.iter() {
+                    data.extend_from_slice(&st.state[k][o * inner..(o + 1) * inner]);
+                }
+            }
+            let mut shape: Vec<i64> = slot.shape.iter().map(|&d| d as i64).collect();
+            shape[axis] = n as i64;
+            stacked.push((shape, data));
+        }
+        let mut inputs: Vec<(String, SessionInputValue<'_>)> =
+            Vec::with_capacity(1 + self.states.len() + self.constants.len());
+        inputs.push((
+            self.input.clone(),
+            TensorRef::from_array_view((vec![n as i64, self.input_size as i64], x))?.into(),
+        ));
+        for (slot, (shape, data)) in self.states.iter().zip(&stacked) {
+            inputs.push((
+                slot.input.clone(),
+                TensorRef::from_array_view((shape.clone(), data.as_slice()))?.into(),
+            ));
+        }
+        for (name, v, rank) in &self.constants {
+            let shape: Vec<i64> = vec![1; *rank];
+            let value: SessionInputValue<'_> = match v {
+                ConstantValue::Int(i) => ort::value::Tensor::from_array((shape, vec![*i]))?.into(),
+                ConstantValue::Float(f) => {
+                    ort::value::Tensor::from_array((shape, vec![*f as f32]))?.into()
+                }
+            };
+            inputs.push((name.clone(), value));
+        }
+        let outputs = session.run(inputs)?;
+        let (_, y) = outputs[self.output.as_str()].try_extract_tensor::<f32>()?;
+        if y.len() != n * self.output_size {
+            return Err(Error::Shape(format!(
+                "{}: output `{}` has {} values for {n} streams; expected {} each",
+                self.path.display(),
+                self.output,
+                y.len(),
+                self.output_size
+            )));
+        }
+        let mut new_states = Vec::with_capacity(self.states.len());
+        for (slot, (_, data)) in self.states.iter().zip(&stacked) {
+            let (_, st) = outputs[slot.output.as_str()].try_extract_tensor::<f32>()?;
+            if st.len() != data.len() {
+                return Err(Error::Shape(format!(
+                    "{}: state output `{}` has {} values for {n} streams, expected {}",
+                    self.path.display(),
+                    slot.output,
+                    st.len(),
+                    data.len()
+                )));
+            }
+            new_states.push(st.to_vec());
+        }
+        for (i, (st, out)) in streams.iter_mut().enumerate() {
+            out.extend_from_slice(&y[i * self.output_size..(i + 1) * self.output_size]);
+            for (k, (slot, &axis)) in self.states.iter().zip(&axes).enumerate() {
+                let outer: usize = slot.shape[..axis].iter().product();
+                let inner: usize = slot.shape[axis + 1..].iter().product();
+                for o in 0..outer {
+                    let from = (o * n + i) * inner;
+                    st.state[k][o * inner..(o + 1) * inner]
+                        .copy_from_slice(&new_states[k][from..from + inner]);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// One stream on an [`OrtModel`]: its state, and its own session unless a
 /// server lends one ([`OrtModel::shared_stream`]).
 pub struct OrtStream {

@@ -39,7 +39,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::decision::Event;
 use crate::embed::EmbedRunner;
 use crate::pipeline::{Output, Piece, Recognizer, StreamProcessor, StreamState};
-use crate::sequence::{NativeBatch, SequenceModel};
+use crate::sequence::{NativeBatch, OrtModel, SequenceModel};
 use crate::source::video::Frame;
 use crate::{Error, Result};
 
@@ -481,6 +481,9 @@ pub(crate) struct CrossBatch {
     native: Option<NativeBatch>,
     /// The session every stream's ONNX Runtime recurrent stage runs on.
     ort: Option<ort::session::Session>,
+    /// The ONNX Runtime model, when its streams can be stepped together
+    /// ([`OrtModel::batch_axes`]) and batching is on.
+    ort_model: Option<Arc<OrtModel>>,
     windows: Vec<f32>,
     embs: Vec<f32>,
     x: Vec<f32>,
@@ -502,10 +505,15 @@ impl CrossBatch {
             SequenceModel::Ort(m) => Some(m.session()?),
             _ => None,
         };
+        let ort_model = match (rec.model(), policy.enabled) {
+            (SequenceModel::Ort(m), true) if m.batch_axes().is_some() => Some(Arc::clone(m)),
+            _ => None,
+        };
         Ok(CrossBatch {
             runner,
             native,
             ort,
+            ort_model,
             windows: Vec::new(),
             embs: Vec::new(),
             x: Vec::new(),
@@ -566,11 +574,31 @@ impl CrossBatch {
             }
         }
         // 3. the recurrent stage
-        match self.native.as_mut() {
-            Some(nb) => step_native(nb, items, &mut self.order, &mut self.x, &mut self.y),
-            None => {
+        match (self.native.as_mut(), self.ort.as_mut(), &self.ort_model) {
+            (Some(nb), ..) => step_native(nb, items, &mut self.order, &mut self.x, &mut self.y),
+            (None, Some(session), Some(model)) => {
+                match step_ort(model, session, items, &mut self.x) {
+                    Ok(()) => {}
+                    // The first call is where a model that does not take a
+                    // batch fails: no state has changed; alone from now on.
+                    Err((0, _)) => {
+                        self.ort_model = None;
+                        for it in items.iter_mut().filter(|i| i.result.is_ok()) {
+                            it.result = it.proc.stage_sequence(Some(session));
+                        }
+                    }
+                    Err((_, e)) => {
+                        let m = e.to_string();
+                        for it in items.iter_mut().filter(|i| i.result.is_ok()) {
+                            it.result = Err(Error::Shape(m.clone()));
+                        }
+                    }
+                }
+            }
+            (None, session, _) => {
+                let mut session = session;
                 for it in items.iter_mut().filter(|i| i.result.is_ok()) {
-                    it.result = it.proc.stage_sequence(self.ort.as_mut());
+                    it.result = it.proc.stage_sequence(session.as_deref_mut());
                 }
             }
         }
@@ -604,7 +632,7 @@ fn step_native(
             continue;
         }
         it.proc.posteriors_mut().clear();
-        let (steps, seq) = it.proc.steps_and_sequence();
+        let (steps, seq, _) = it.proc.steps_and_sequence();
         let Some(ns) = seq.as_native() else {
             it.result = it.proc.stage_sequence(None);
             continue;
@@ -622,7 +650,7 @@ fn step_native(
     order.sort_by_key(|&(_, t)| std::cmp::Reverse(t));
     nb.ensure_slots(order.len());
     for (slot, &(i, _)) in order.iter().enumerate() {
-        let (_, seq) = items[i].proc.steps_and_sequence();
+        let (_, seq, _) = items[i].proc.steps_and_sequence();
         if let Some(ns) = seq.as_native() {
             nb.exchange(slot, ns, true);
         }
@@ -632,7 +660,7 @@ fn step_native(
         let n = order.iter().take_while(|&&(_, t)| t > r).count();
         x.clear();
         for &(i, _) in &order[..n] {
-            let (steps, _) = items[i].proc.steps_and_sequence();
+            let (steps, _, _) = items[i].proc.steps_and_sequence();
             x.extend_from_slice(&steps[r * input..(r + 1) * input]);
         }
         y.clear();
@@ -651,9 +679,49 @@ fn step_native(
         }
     }
     for (slot, &(i, _)) in order.iter().enumerate() {
-        let (_, seq) = items[i].proc.steps_and_sequence();
+        let (_, seq, _) = items[i].proc.steps_and_sequence();
         if let Some(ns) = seq.as_native() {
             nb.exchange(slot, ns, false);
         }
     }
+}
+
+/// The ONNX Runtime recurrent stage of every item, one frame of each stream
+/// per call ([`OrtModel::step_many`]), streams sorted by their number of
+/// frames so that the ones still stepping are a prefix. An error says after
+/// how many rounds it came (streams have advanced by that many frames).
+fn step_ort(
+    model: &OrtModel,
+    session: &mut ort::session::Session,
+    items: &mut [Item<'_>],
+    x: &mut Vec<f32>,
+) -> std::result::Result<(), (usize, Error)> {
+    let input = model.input_size();
+    let mut parts: Vec<(&[f32], &mut crate::sequence::OrtStream, &mut Vec<f32>)> = Vec::new();
+    for it in items.iter_mut().filter(|i| i.result.is_ok()) {
+        let (steps, seq, posts) = it.proc.steps_and_sequence();
+        posts.clear();
+        if let Some(o) = seq.as_ort()
+            && !steps.is_empty()
+        {
+            parts.push((steps, o, posts));
+        }
+    }
+    parts.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
+    let t_max = parts.first().map_or(0, |p| p.0.len() / input);
+    for r in 0..t_max {
+        let n = parts.iter().take_while(|p| p.0.len() / input > r).count();
+        x.clear();
+        for p in &parts[..n] {
+            x.extend_from_slice(&p.0[r * input..(r + 1) * input]);
+        }
+        let mut group: Vec<(&mut crate::sequence::OrtStream, &mut Vec<f32>)> = parts[..n]
+            .iter_mut()
+            .map(|p| (&mut *p.1, &mut *p.2))
+            .collect();
+        model
+            .step_many(session, &mut group, x)
+            .map_err(|e| (r, e))?;
+    }
+    Ok(())
 }
