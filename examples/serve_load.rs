@@ -13,7 +13,7 @@
 //! posterior arrived (the server says how many samples it had taken when it
 //! sent each posteriors message). A run "keeps up" when the streams' p99
 //! latency stays under one chunk period plus 50 ms and every stream ends with
-//! `done`. With `--server-pid` it also reads the server's CPU time and
+//! `done` (a stream still waiting 10 s after its last chunk gives up). With `--server-pid` it also reads the server's CPU time and
 //! resident memory from /proc before and after.
 //!
 //! Prints one JSON line: streams, chunks, p50/p99/max latency (ms), keeps_up,
@@ -130,7 +130,10 @@ async fn one_stream(o: Arc<Opts>, pcm: Arc<Vec<u8>>, rate: u32, delay: Duration)
     });
     let mut lat = Vec::new();
     let mut done = false;
-    while let Some(Ok(m)) = rx.next().await {
+    // A server that cannot keep up would take minutes to drain: give up
+    // 10 s after the last chunk is due (the run does not keep up then).
+    let give_up = tokio::time::Instant::now() + delay + Duration::from_secs_f64(o.seconds + 10.0);
+    while let Ok(Some(Ok(m))) = tokio::time::timeout_at(give_up, rx.next()).await {
         if let Message::Text(t) = m {
             let v: serde_json::Value = match serde_json::from_str(&t) {
                 Ok(v) => v,
@@ -156,7 +159,7 @@ async fn one_stream(o: Arc<Opts>, pcm: Arc<Vec<u8>>, rate: u32, delay: Duration)
             }
         }
     }
-    let _ = sender.await;
+    sender.abort();
     StreamResult {
         latencies_ms: lat,
         done,

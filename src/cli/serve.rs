@@ -40,7 +40,10 @@ pub struct Args {
     /// Run each stream's stages alone (one model call per stream), for comparison.
     #[arg(long)]
     no_batching: bool,
-    /// ONNX Runtime threads for each bundle's embedder (default: the cores).
+    /// Engine threads per bundle, each batching its share of the streams (default: the cores).
+    #[arg(long)]
+    engines: Option<usize>,
+    /// ONNX Runtime threads per engine for the embedder (default: cores / engines).
     #[arg(long)]
     threads: Option<usize>,
     /// Seconds open streams get to finish after SIGTERM / Ctrl-C.
@@ -82,7 +85,11 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         enabled: !a.no_batching,
         wait: Duration::from_secs_f64(a.batch_wait_ms / 1000.0),
         max_batch: a.max_batch.max(1),
-        threads: a.threads.unwrap_or(cores).max(1),
+        threads: a
+            .threads
+            .unwrap_or(cores / a.engines.unwrap_or(cores).max(1))
+            .max(1),
+        engines: a.engines.unwrap_or(cores).max(1),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let names: Vec<String> = bundles.iter().map(|(n, _)| n.clone()).collect();

@@ -55,8 +55,11 @@ pub struct BatchPolicy {
     pub wait: Duration,
     /// Most streams per round.
     pub max_batch: usize,
-    /// ONNX Runtime threads of the engine's embedder session.
+    /// ONNX Runtime threads of each engine's embedder session.
     pub threads: usize,
+    /// Engine threads per bundle, each owning a share of the streams (one
+    /// engine is one core at most).
+    pub engines: usize,
 }
 
 /// What a stream's connection sends to the engine.

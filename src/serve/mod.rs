@@ -221,10 +221,11 @@ impl Metrics {
     }
 }
 
-/// One bundle the server runs.
+/// One bundle the server runs: its engines, each owning a share of its
+/// streams (a stream stays on one engine for its whole life).
 struct Served {
     rec: Arc<Recognizer>,
-    jobs: crossbeam_channel::Sender<Job>,
+    shards: Vec<crossbeam_channel::Sender<Job>>,
 }
 
 /// A running server's shared state.
@@ -275,17 +276,21 @@ impl Server {
                 ));
             }
             let rec = Arc::new(rec);
-            let (tx, rx) = crossbeam_channel::unbounded();
-            let (r, m) = (Arc::clone(&rec), Arc::clone(&metrics));
-            engines.push(
-                std::thread::Builder::new()
-                    .name(format!("engine-{name}"))
-                    .spawn(move || engine::run(r, rx, policy, m))
-                    .map_err(|e| {
-                        Error::config("serve", format!("starting an engine thread: {e}"))
-                    })?,
-            );
-            map.insert(name, Served { rec, jobs: tx });
+            let mut shards = Vec::new();
+            for k in 0..policy.engines.max(1) {
+                let (tx, rx) = crossbeam_channel::unbounded();
+                let (r, m) = (Arc::clone(&rec), Arc::clone(&metrics));
+                engines.push(
+                    std::thread::Builder::new()
+                        .name(format!("engine-{name}-{k}"))
+                        .spawn(move || engine::run(r, rx, policy, m))
+                        .map_err(|e| {
+                            Error::config("serve", format!("starting an engine thread: {e}"))
+                        })?,
+                );
+                shards.push(tx);
+            }
+            map.insert(name, Served { rec, shards });
         }
         Ok(Arc::new(Server {
             bundles: map,
@@ -668,6 +673,8 @@ async fn run_stream(
     s.metrics.streams_total.fetch_add(1, Relaxed);
     let served = &s.bundles[&q.bundle];
     let id = s.next_id.fetch_add(1, Relaxed);
+    // Streams are dealt to the bundle's engines in turn.
+    let jobs = &served.shards[(id as usize) % served.shards.len()];
     let (reply_tx, mut replies) = mpsc::unbounded_channel::<Reply>();
     let internal = |_| {
         Refusal(
@@ -675,17 +682,15 @@ async fn run_stream(
             "the engine of this bundle has stopped".into(),
         )
     };
-    served
-        .jobs
-        .send(Job::Open {
-            id,
-            resume,
-            posteriors: q.emit.as_deref() == Some("posteriors"),
-            reply: reply_tx,
-        })
-        .map_err(internal)?;
+    jobs.send(Job::Open {
+        id,
+        resume,
+        posteriors: q.emit.as_deref() == Some("posteriors"),
+        reply: reply_tx,
+    })
+    .map_err(internal)?;
     let mut guard = DropGuard {
-        jobs: &served.jobs,
+        jobs,
         id,
         armed: true,
     };
@@ -758,7 +763,7 @@ async fn run_stream(
             }
             () = &mut stop, if !ended => {
                 ended = true;
-                served.jobs.send(Job::End { id }).map_err(internal)?;
+                jobs.send(Job::End { id }).map_err(internal)?;
             }
             msg = tokio::time::timeout(idle.saturating_sub(last_input.elapsed()), socket.recv()), if !ended => {
                 let msg = match msg {
@@ -774,7 +779,7 @@ async fn run_stream(
                         if let Job::Frame { .. } = job { frames += 1; }
                         let n = match &job { Job::Audio { samples, .. } => samples.len() as u64, _ => 1 };
                         s.metrics.samples_total.fetch_add(n, Relaxed);
-                        served.jobs.send(job).map_err(internal)?;
+                        jobs.send(job).map_err(internal)?;
                     }
                     Message::Text(t) => {
                         #[derive(Deserialize)]
@@ -783,9 +788,9 @@ async fn run_stream(
                         match c.kind.as_str() {
                             "end" => {
                                 ended = true;
-                                served.jobs.send(Job::End { id }).map_err(internal)?;
+                                jobs.send(Job::End { id }).map_err(internal)?;
                             }
-                            "snapshot" => served.jobs.send(Job::Snapshot { id }).map_err(internal)?,
+                            "snapshot" => jobs.send(Job::Snapshot { id }).map_err(internal)?,
                             other => return Err(Refusal(code::UNSUPPORTED, format!("unknown message type `{other}` (end, snapshot)"))),
                         }
                     }
