@@ -284,3 +284,8 @@ impl StatsReport {
         out
     }
 }
+
+/// Cores this process may use.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}

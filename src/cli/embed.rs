@@ -48,7 +48,9 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         InputKind::Audio => {
             let cfg = bundle.feature_config()?.clone();
             let e = Embedder::load(&section, cfg.n_bins())?;
-            let mut s = e.stream(a.batch.unwrap_or(e.max_batch()))?;
+            // all cores for the one input, as `seqrec batch` does
+            let mut s =
+                e.stream_with_threads(a.batch.unwrap_or(e.max_batch()), super::common::cores())?;
             let mut fe = seqrec::features::FrontEnd::new(&cfg)?;
             let mut file = seqrec::source::AudioFile::open(&a.input, cfg.sample_rate)?;
             let (mut samples, mut feats, mut embs) = (Vec::new(), Vec::new(), Vec::new());

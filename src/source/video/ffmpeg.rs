@@ -22,7 +22,13 @@
 //!   short, or FFmpeg fails mid-stream → [`Error::Video`] naming the file, with FFmpeg's last
 //!   error line. Frames decoded before a mid-stream failure are delivered first.
 //!
-//! Damaged packets that FFmpeg conceals and continues past (it exits with status 0) are not
+//! * FFmpeg decodes fewer frames than the file should have — the container's frame count, or
+//!   its duration times the rate when it has none — while reporting errors (a file cut short:
+//!   FFmpeg says "partial file" or "File ended prematurely" and exits with status 0), or over
+//!   10 % fewer without a word → [`Error::Video`] ("only 11 of the 100 frames the container
+//!   declares could be decoded: ... partial file"), after the frames that did decode.
+//!
+//! Damaged packets that FFmpeg conceals and continues past, with every frame there, are not
 //! errors.
 //!
 //! Dropping an [`FfmpegVideo`] kills and reaps FFmpeg and joins the reader thread; it never
@@ -239,6 +245,7 @@ impl FfmpegVideo {
             width: info.width,
             height: info.height,
             fps: info.fps,
+            declared: (!live).then(|| expected_frames(&info)).flatten(),
             child: child.clone(),
         };
         let reader = std::thread::Builder::new()
@@ -295,6 +302,9 @@ struct Reader {
     width: u32,
     height: u32,
     fps: f64,
+    /// Frames a file should give (count, whether the container says so
+    /// exactly); `None` for live inputs.
+    declared: Option<(u64, bool)>,
     child: Arc<Mutex<Child>>,
 }
 
@@ -357,7 +367,22 @@ impl Reader {
                 Some(l) => format!("no frame could be decoded: {l}"),
                 None => "the video stream has no frames".into(),
             }),
-            _ => None,
+            // FFmpeg exits 0 on a file cut short (it decodes what is there
+            // and says "partial file"): fewer frames than the container
+            // declares, with an error from FFmpeg or far fewer, is data
+            // lost, not a short video.
+            (_, None) => match self.declared {
+                Some((n, exact)) if short(index, n, last.is_some()) => Some(format!(
+                    "only {index} of {} could be decoded{}",
+                    if exact {
+                        format!("the {n} frames the container declares")
+                    } else {
+                        format!("about {n} frames (its duration at its frame rate)")
+                    },
+                    last.map(|l| format!(": {l}")).unwrap_or_default()
+                )),
+                _ => None,
+            },
         };
         if let Some(reason) = reason {
             producer.fail(Error::Video {
@@ -365,6 +390,27 @@ impl Reader {
                 reason,
             });
         }
+    }
+}
+
+/// The frames a file should give: the container's count (exact), else its
+/// duration times the rate (about).
+fn expected_frames(info: &VideoInfo) -> Option<(u64, bool)> {
+    info.frames.map(|n| (n, true)).or_else(|| {
+        info.duration_s
+            .map(|d| ((d * info.fps).round() as u64, false))
+            .filter(|&(n, _)| n > 0)
+    })
+}
+
+/// Whether `got` frames of `want` mean the file lost frames: any shortfall
+/// when FFmpeg reported errors, more than 10 % (and 2 frames) when it did
+/// not (edit lists and rate rounding trim a few frames from healthy files).
+fn short(got: u64, want: u64, ffmpeg_errors: bool) -> bool {
+    if ffmpeg_errors {
+        got + 1 < want
+    } else {
+        (got + 2) as f64 <= 0.9 * want as f64
     }
 }
 
