@@ -153,7 +153,11 @@ fn f32le(x: &[f32]) -> Vec<u8> {
 }
 
 /// Sends `x` (f32le) in chunks of the given sizes (cycled), then `end`.
-async fn send_audio(ws: &mut Ws, x: &[f32], sizes: &[usize]) {
+async fn send_audio<S>(ws: &mut S, x: &[f32], sizes: &[usize])
+where
+    S: SinkExt<Message> + Unpin,
+    S::Error: std::fmt::Debug,
+{
     let mut i = 0;
     let mut k = 0;
     while i < x.len() {
@@ -179,19 +183,7 @@ async fn stream_audio(addr: &str, bundle: &str, rate: u32, x: &[f32], sizes: &[u
     // read while sending, as a client must (replies come as input is processed)
     let (mut tx, mut rx) = ws.split();
     let send = async {
-        let mut i = 0;
-        let mut k = 0;
-        while i < x.len() {
-            let n = sizes[k % sizes.len()].min(x.len() - i);
-            tx.send(Message::Binary(f32le(&x[i..i + n]).into()))
-                .await
-                .unwrap();
-            i += n;
-            k += 1;
-        }
-        tx.send(Message::Text(r#"{"type":"end"}"#.into()))
-            .await
-            .unwrap();
+        send_audio(&mut tx, x, sizes).await;
         tx
     };
     let recv = async {

@@ -286,6 +286,21 @@ impl OrtModel {
 }
 
 impl OrtModel {
+    /// Appends the constant inputs (`sr = 16000`, ...) of every call.
+    fn push_constants(&self, inputs: &mut Vec<(String, SessionInputValue<'_>)>) -> Result<()> {
+        for (name, v, rank) in &self.constants {
+            let shape: Vec<i64> = vec![1; *rank];
+            let value: SessionInputValue<'_> = match v {
+                ConstantValue::Int(i) => ort::value::Tensor::from_array((shape, vec![*i]))?.into(),
+                ConstantValue::Float(f) => {
+                    ort::value::Tensor::from_array((shape, vec![*f as f32]))?.into()
+                }
+            };
+            inputs.push((name.clone(), value));
+        }
+        Ok(())
+    }
+
     /// Whether many streams can be stepped in one call: a frame-per-call
     /// model (`[1, I]` input, whose first axis is then the batch) whose every
     /// state tensor has exactly one axis of size 1 (Silero VAD's state is
@@ -357,16 +372,7 @@ impl OrtModel {
                 TensorRef::from_array_view((shape.clone(), data.as_slice()))?.into(),
             ));
         }
-        for (name, v, rank) in &self.constants {
-            let shape: Vec<i64> = vec![1; *rank];
-            let value: SessionInputValue<'_> = match v {
-                ConstantValue::Int(i) => ort::value::Tensor::from_array((shape, vec![*i]))?.into(),
-                ConstantValue::Float(f) => {
-                    ort::value::Tensor::from_array((shape, vec![*f as f32]))?.into()
-                }
-            };
-            inputs.push((name.clone(), value));
-        }
+        self.push_constants(&mut inputs)?;
         let outputs = session.run(inputs)?;
         let (_, y) = outputs[self.output.as_str()].try_extract_tensor::<f32>()?;
         if y.len() != n * self.output_size {
@@ -483,16 +489,7 @@ impl OrtStream {
                 TensorRef::from_array_view((slot.shape.clone(), data.as_slice()))?.into(),
             ));
         }
-        for (name, v, rank) in &m.constants {
-            let shape: Vec<i64> = vec![1; *rank];
-            let value: SessionInputValue<'_> = match v {
-                ConstantValue::Int(i) => ort::value::Tensor::from_array((shape, vec![*i]))?.into(),
-                ConstantValue::Float(f) => {
-                    ort::value::Tensor::from_array((shape, vec![*f as f32]))?.into()
-                }
-            };
-            inputs.push((name.clone(), value));
-        }
+        m.push_constants(&mut inputs)?;
         let outputs = session.run(inputs)?;
         let (_, y) = outputs[m.output.as_str()].try_extract_tensor::<f32>()?;
         if y.len() != t * m.output_size {
