@@ -13,7 +13,8 @@
 //! posterior arrived (the server says how many samples it had taken when it
 //! sent each posteriors message). A run "keeps up" when the streams' p99
 //! latency stays under one chunk period plus 50 ms and every stream ends with
-//! `done` (a stream still waiting 10 s after its last chunk gives up). With `--server-pid` it also reads the server's CPU time and
+//! `done` (a stream still waiting 10 s after its last chunk gives up) with the
+//! same events as every other stream (they all send the same audio). With `--server-pid` it also reads the server's CPU time and
 //! resident memory from /proc before and after.
 //!
 //! Prints one JSON line: streams, chunks, p50/p99/max latency (ms), keeps_up,
@@ -84,6 +85,9 @@ fn proc_usage(pid: u32) -> Option<(f64, u64)> {
 struct StreamResult {
     latencies_ms: Vec<f64>,
     done: bool,
+    /// The events, as the server wrote them (every stream sends the same
+    /// audio, so every stream must get the same events).
+    events: Vec<String>,
 }
 
 async fn one_stream(o: Arc<Opts>, pcm: Arc<Vec<u8>>, rate: u32, delay: Duration) -> StreamResult {
@@ -98,6 +102,7 @@ async fn one_stream(o: Arc<Opts>, pcm: Arc<Vec<u8>>, rate: u32, delay: Duration)
             return StreamResult {
                 latencies_ms: Vec::new(),
                 done: false,
+                events: Vec::new(),
             };
         }
     };
@@ -130,6 +135,7 @@ async fn one_stream(o: Arc<Opts>, pcm: Arc<Vec<u8>>, rate: u32, delay: Duration)
     });
     let mut lat = Vec::new();
     let mut done = false;
+    let mut events = Vec::new();
     // A server that cannot keep up would take minutes to drain: give up
     // 10 s after the last chunk is due (the run does not keep up then).
     let give_up = tokio::time::Instant::now() + delay + Duration::from_secs_f64(o.seconds + 10.0);
@@ -147,6 +153,7 @@ async fn one_stream(o: Arc<Opts>, pcm: Arc<Vec<u8>>, rate: u32, delay: Duration)
                         lat.push(t0.elapsed().as_secs_f64() * 1000.0);
                     }
                 }
+                Some("event") => events.push(v.to_string()),
                 Some("done") => {
                     done = true;
                     break;
@@ -163,6 +170,7 @@ async fn one_stream(o: Arc<Opts>, pcm: Arc<Vec<u8>>, rate: u32, delay: Duration)
     StreamResult {
         latencies_ms: lat,
         done,
+        events,
     }
 }
 
@@ -229,8 +237,16 @@ fn main() {
         .collect();
     all.sort_by(f64::total_cmp);
     let done = results.iter().filter(|r| r.done).count();
+    // Nothing lost under load: every finished stream has the events of the
+    // first finished one (same audio in, same events out).
+    let reference = results.iter().find(|r| r.done).map(|r| &r.events);
+    let differing = results
+        .iter()
+        .filter(|r| r.done && Some(&r.events) != reference)
+        .count();
+    let events_per_stream = reference.map_or(0, Vec::len);
     let p99 = pct(&all, 0.99);
-    let keeps_up = done == o.streams && p99 < o.chunk_ms + 50.0;
+    let keeps_up = done == o.streams && p99 < o.chunk_ms + 50.0 && differing == 0;
     let cpu = match (before, after) {
         (Some(b), Some(a)) => Some(a.0 - b.0),
         _ => None,
@@ -242,6 +258,7 @@ fn main() {
         serde_json::json!({
             "bundle": o.bundle, "streams": o.streams, "seconds": o.seconds, "chunk_ms": o.chunk_ms,
             "done": done, "posteriors": all.len(),
+            "events_per_stream": events_per_stream, "streams_with_other_events": differing,
             "p50_ms": pct(&all, 0.5), "p99_ms": p99, "max_ms": all.last().copied().unwrap_or(f64::NAN),
             "keeps_up": keeps_up,
             "server_cores": cpu.map(|c| c / wall),

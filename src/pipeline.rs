@@ -128,6 +128,12 @@ impl Recognizer {
             )),
             None => SequenceModel::load(&seq.onnx, seq.backend, &spec)?,
         };
+        if model.per_call_output() {
+            return Err(err(
+                "sequence.onnx",
+                "the model's output has no time axis (one row per call, e.g. an embedding of the chunk); a bundle needs one score row per step: run it with `seqrec sequence`".into(),
+            ));
+        }
         if model.input_size() != step_size {
             return Err(err(
                 if seq.templates.is_some() {

@@ -320,3 +320,65 @@ proptest! {
         prop_assert_eq!(whole, chunked);
     }
 }
+
+/// A real pretrained batch-first model (resemblyzer's voice encoder:
+/// `mels [1, T, 40]`, `h0/c0 [3, 1, 256]`, output `embed [1, 256]`, one per
+/// call): `seqrec sequence` reads the layout from the model, takes the input
+/// as `[T, 40]` or `[1, T, 40]`, carries the state across chunks and writes
+/// one embedding per chunk, as torch computes them.
+#[test]
+fn a_batch_first_pretrained_lstm_runs_in_chunks_like_torch() {
+    let d = dir().join("resemblyzer_ref");
+    let tmp = tempfile::tempdir().unwrap();
+    let mels = read_f32(d.join("mels.npy")).unwrap();
+    let as_3d = tmp.path().join("mels3.npy");
+    seqrec::npy::write_f32(&as_3d, &[1, 200, 40], &mels.data).unwrap();
+    let run = |input: &Path, chunk: Option<&str>, out: &str| {
+        let out = tmp.path().join(out);
+        let mut args = vec![
+            "sequence".to_string(),
+            dir().join("resemblyzer.onnx").display().to_string(),
+            "--input".into(),
+            input.display().to_string(),
+            "--out".into(),
+            out.display().to_string(),
+            "--backend".into(),
+            "ort".into(),
+            "--state".into(),
+            "h0=hn".into(),
+            "--state".into(),
+            "c0=cn".into(),
+        ];
+        if let Some(c) = chunk {
+            args.extend(["--chunk".into(), c.to_string()]);
+        }
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_seqrec"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        read_f32(out).unwrap()
+    };
+    let want = read_f32(d.join("embeds_50.npy")).unwrap();
+    for input in [d.join("mels.npy"), as_3d.clone()] {
+        let got = run(&input, Some("50"), "e50.npy");
+        assert_eq!(got.shape, vec![4, 256], "one embedding per chunk");
+        let diff = got
+            .data
+            .iter()
+            .zip(&want.data)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(diff < 1e-5, "{diff}");
+    }
+    let whole = run(&as_3d, None, "e200.npy");
+    let want = read_f32(d.join("embed_200.npy")).unwrap();
+    assert_eq!(whole.shape, vec![1, 256]);
+    let diff = whole
+        .data
+        .iter()
+        .zip(&want.data)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(diff < 1e-5, "{diff}");
+}

@@ -95,8 +95,9 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let t = match x.shape.as_slice() {
         [t, f] if *f == i => *t,
         [t, 1, f] if *f == i => *t,
+        [1, t, f] if *f == i => *t,
         s => bail!(
-            "{}: shape {s:?} does not fit the model, which takes [T, {i}] or [T, 1, {i}]",
+            "{}: shape {s:?} does not fit the model, which takes [T, {i}], [T, 1, {i}] or [1, T, {i}]",
             a.input.display()
         ),
     };
@@ -109,7 +110,15 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         stream.process(chunk, &mut y)?;
     }
     let secs = t0.elapsed().as_secs_f64();
-    npy::write_f32(&a.out, &[t, o], &y)?;
+    // A per-call output (an embedding of the chunk) has one row per chunk.
+    let rows = y.len() / o.max(1);
+    npy::write_f32(&a.out, &[rows, o], &y)?;
+    if model.per_call_output() {
+        eprintln!(
+            "{}: its output has no time axis: one row per chunk of {step} frames ({rows} rows), each of everything heard so far",
+            a.model.display()
+        );
+    }
     if let Some(dir) = &a.final_state {
         stream.snapshot().save_npy(dir)?;
     }

@@ -200,6 +200,12 @@ impl SequenceModel {
         }
     }
 
+    /// Whether the model gives one output row per call (per chunk), not
+    /// per frame (see [`OrtModel::per_call_output`]).
+    pub fn per_call_output(&self) -> bool {
+        matches!(self, SequenceModel::Ort(m) if m.per_call_output())
+    }
+
     /// Values per output frame.
     pub fn output_size(&self) -> usize {
         match self {

@@ -7,9 +7,16 @@
 //! the result. Two input layouts are recognised:
 //!
 //! * 3-D `[T, 1, I]` (time-major, batch 1, as `torch.onnx.export` writes
-//!   recurrent models): a whole chunk goes in one call;
+//!   recurrent models) or `[1, T, I]` (batch first, `nn.LSTM(batch_first=True)`;
+//!   told apart by which of the first two axes is fixed at 1): a whole chunk
+//!   goes in one call;
 //! * 2-D `[1, I]` (one window per call, e.g. Silero VAD's 576 samples): one
 //!   call per frame, state carried between calls.
+//!
+//! The output is per frame (`[T, O]`, `[T, 1, O]`, `[1, T, O]`), or, when it
+//! has no time axis (`[1, O]`: e.g. resemblyzer's utterance embedding of the
+//! final `h`), one row per call: what the model makes of everything heard so
+//! far ([`OrtModel::per_call_output`]).
 //!
 //! Each stream owns its `Session` (`run` takes `&mut self`), so make one
 //! stream per worker thread and [`Stream::reset`] it between inputs.
@@ -61,8 +68,13 @@ pub struct OrtModel {
     output: String,
     input_size: usize,
     output_size: usize,
-    /// Rank of the per-step input: 3 (`[T,1,I]`, chunk per call) or 2 (`[1,I]`, frame per call).
+    /// Rank of the per-step input: 3 (`[T,1,I]` or `[1,T,I]`, chunk per
+    /// call) or 2 (`[1,I]`, frame per call).
     input_rank: usize,
+    /// The chunk goes in as `[1, T, I]` (batch first).
+    batch_first: bool,
+    /// The output is one row per call, not per frame.
+    per_call: bool,
     states: Vec<StateSlot>,
     /// Constants with the rank ONNX Runtime expects (0 = scalar, 1 = `[1]`).
     constants: Vec<(String, ConstantValue, usize)>,
@@ -210,9 +222,21 @@ impl OrtModel {
         if !(input_rank == 2 || input_rank == 3) {
             return Err(Error::config(
                 "input",
-                format!("`{input}` must be [T, 1, I] or [1, I] ({})", listing()),
+                format!(
+                    "`{input}` must be [T, 1, I], [1, T, I] or [1, I] ({})",
+                    listing()
+                ),
             ));
         }
+        // [1, T, I] (nn.LSTM(batch_first=True)): batch axis first and fixed
+        // at 1, time second; [T, 1, I] otherwise.
+        let batch_first = input_rank == 3 && in_shape[0] == 1 && in_shape[1] != 1;
+        // An output with no time axis (every axis but the last fixed at 1,
+        // e.g. an utterance embedding [1, 256]) is one row per call: what
+        // the model makes of the chunk (and the state before it).
+        let per_call = input_rank == 3
+            && out_shape.len() >= 2
+            && out_shape[..out_shape.len() - 1].iter().all(|&d| d == 1);
         let input_size = match (in_shape.last(), spec.input_size) {
             (Some(&d), Some(want)) if d > 0 && d as usize != want => {
                 return Err(Error::config(
@@ -234,10 +258,19 @@ impl OrtModel {
             input,
             output,
             input_rank,
+            batch_first,
+            per_call,
             states,
             constants,
             spec,
         })
+    }
+
+    /// Whether the output is one row per call (of the whole chunk) rather
+    /// than one per frame: [`Stream::process`] then appends `output_size`
+    /// values per call.
+    pub fn per_call_output(&self) -> bool {
+        self.per_call
     }
 
     /// Values per input frame.
@@ -472,7 +505,9 @@ impl OrtStream {
         out: &mut Vec<f32>,
     ) -> Result<()> {
         let m = &*self.model;
-        let shape: Vec<i64> = if m.input_rank == 3 {
+        let shape: Vec<i64> = if m.input_rank == 3 && m.batch_first {
+            vec![1, t as i64, m.input_size as i64]
+        } else if m.input_rank == 3 {
             vec![t as i64, 1, m.input_size as i64]
         } else {
             vec![t as i64, m.input_size as i64]
@@ -492,9 +527,10 @@ impl OrtStream {
         m.push_constants(&mut inputs)?;
         let outputs = session.run(inputs)?;
         let (_, y) = outputs[m.output.as_str()].try_extract_tensor::<f32>()?;
-        if y.len() != t * m.output_size {
+        let rows = if m.per_call { 1 } else { t };
+        if y.len() != rows * m.output_size {
             return Err(Error::Shape(format!(
-                "{}: output `{}` has {} values for {t} frames; expected {} per frame",
+                "{}: output `{}` has {} values for {t} frames; expected {} per frame (or per call)",
                 m.path.display(),
                 m.output,
                 y.len(),
