@@ -47,8 +47,9 @@ Outputs (fixtures/clips/vad/)
                       and under "derived" the case speech_pauses_cut: the
                       first 64300 samples of speech_pauses.wav (ends inside
                       "turn the lights on", 300 samples into chunk 125), to
-                      test the end-of-stream close and the dropped partial
+                      test the end-of-stream close and the zero-padded partial
                       chunk; its probabilities are speech_pauses.probs.npy[:125]
+                      and the padded chunk
 
 All WAVs: 16000 Hz, mono, PCM s16le, plain 44-byte RIFF header (Python's wave
 module), float -> int16 as round(clip(y, -1, 1) * 32767). Read back as int16 /
@@ -67,14 +68,16 @@ Model calls (silero_vad.utils_vad.OnnxWrapper.__call__ at 16 kHz)
   * Probability = `output`[0, 0] (float32 [1, 1]).
   * One intra-op / inter-op thread, CPU provider (as OnnxWrapper does).
 
-Last chunk shorter than 512 samples: DROPPED. Silero's streaming path cannot
-take it: OnnxWrapper.__call__ raises ValueError for any chunk that is not 512
-samples at 16 kHz, and the package's VADIterator example stops the loop with
-`if len(chunk) < window_size_samples: break`. (Only the offline helpers,
-get_speech_timestamps and OnnxWrapper.audio_forward, zero-pad the tail to 512.)
-So n_chunks = floor(n_samples / 512). The two generated clips are whole
-numbers of chunks; speech_16k.wav has 57336 = 111 * 512 + 504 samples, so its
-last 504 samples (digital silence) are not run and it has 111 chunks.
+Last chunk shorter than 512 samples: ZERO-PADDED to 512 and scored, as the
+package's offline function get_speech_timestamps (and
+OnnxWrapper.audio_forward) does: a user running a file expects all of it
+scored. (Silero's streaming path cannot take a partial chunk:
+OnnxWrapper.__call__ raises ValueError for one, and the VADIterator example
+stops with `if len(chunk) < window_size_samples: break`; seqrec did that
+until 2026-12-04, see models/vad/README.md.) So n_chunks =
+ceil(n_samples / 512). The two generated clips are whole numbers of chunks;
+speech_16k.wav has 57336 = 111 * 512 + 504 samples, so its last 504 samples
+(digital silence) and 8 zeros are chunk 111: 112 chunks.
 
 Segments: silero_vad.utils_vad.VADIterator with its defaults
   threshold = 0.5, neg_threshold = threshold - 0.15 = 0.35 (Python float
@@ -106,7 +109,7 @@ Segments: silero_vad.utils_vad.VADIterator with its defaults
   End of stream (not part of VADIterator, which has no flush; our rule,
   same as get_speech_timestamps does with its open segment): if triggered
   after the last chunk, the segment ends at n_samples, the length of the
-  audio INCLUDING a dropped partial tail, whether or not a temp_end was
+  audio (not the padded length), whether or not a temp_end was
   pending. Start padding is clamped at 0, and the end at n_samples.
   No minimum speech duration, no merging, no max-speech split (those belong to
   get_speech_timestamps only). Consecutive segments cannot overlap: a new
@@ -147,8 +150,8 @@ NOISE_ONLY_LEN = 125 * W  # 4.0 s
 CLIPS = ["speech_pauses", "noise_only", "speech_16k"]
 # Derived case (no WAV of its own): the first CUT_SAMPLES of speech_pauses.wav,
 # which stops inside "turn the lights on" and 300 samples into chunk 125, to
-# exercise the end-of-stream close and the dropped partial chunk. Its
-# probabilities are speech_pauses.probs.npy[:125] (the model is causal).
+# exercise the end-of-stream close and the zero-padded partial chunk. Its first
+# 125 probabilities are speech_pauses.probs.npy[:125] (the model is causal).
 CUT_NAME = "speech_pauses_cut"
 CUT_SAMPLES = 125 * W + 300  # 64300
 
@@ -234,8 +237,10 @@ def make_clips():
 
 # ---------------------------------------------------------------- model + iterator
 def chunk_probs(session, audio):
-    """Per-chunk probabilities, exactly as OnnxWrapper.__call__ in a stream."""
-    n = len(audio) // W  # a partial last chunk is dropped (see docstring)
+    """Per-chunk probabilities, exactly as OnnxWrapper.__call__ in a stream,
+    the partial last chunk zero-padded (see docstring)."""
+    n = -(-len(audio) // W)
+    audio = np.concatenate([audio, np.zeros(n * W - len(audio), dtype=np.float32)])
     state = np.zeros((2, 1, 128), dtype=np.float32)
     context = np.zeros((1, CTX), dtype=np.float32)
     sr = np.array(SR, dtype=np.int64)
@@ -328,7 +333,9 @@ def package_child(wheel_dir, model, clips_json):
         for i in range(0, len(audio), W):
             chunk = audio[i:i + W]
             if len(chunk) < W:
-                break  # the package's own streaming example
+                # zero-padded, as get_speech_timestamps pads its last chunk
+                # (the package's streaming example would stop here instead)
+                chunk = torch.nn.functional.pad(chunk, (0, W - len(chunk)))
             ev = it(chunk)
             if ev:
                 events.append(ev)
@@ -345,8 +352,9 @@ def package_child(wheel_dir, model, clips_json):
         if jit is not None:  # the PyTorch (TorchScript) model: an independent run
             jit.reset_states()
             with torch.no_grad():
-                jit_probs = [float(jit(audio[i:i + W], SR).item())
-                             for i in range(0, len(audio) - W + 1, W)]
+                padded = torch.nn.functional.pad(audio, (0, (-len(audio)) % W))
+                jit_probs = [float(jit(padded[i:i + W], SR).item())
+                             for i in range(0, len(padded), W)]
         result[name] = {
             "jit_probs": jit_probs,
             "probs": probs,
@@ -427,7 +435,8 @@ def main():
         if name != CUT_NAME:
             np.save(os.path.join(OUT, name + ".probs.npy"), probs)
     cut = ours[CUT_NAME]["probs"]
-    assert np.array_equal(cut, ours["speech_pauses"]["probs"][:len(cut)])
+    whole = CUT_SAMPLES // W  # the padded last chunk of the cut differs
+    assert np.array_equal(cut[:whole], ours["speech_pauses"]["probs"][:whole])
 
     segs_json = {
         name: [{"start_s": s / SR, "end_s": e / SR} for s, e in ours[name]["segments"]]
@@ -447,7 +456,7 @@ def main():
         "sample_rate": SR, "chunk": W, "context": CTX,
         "threshold": THRESHOLD, "neg_threshold": NEG_THRESHOLD,
         "min_silence_samples": MIN_SIL, "speech_pad_samples": PAD,
-        "partial_last_chunk": "dropped",
+        "partial_last_chunk": "zero-padded and scored (as get_speech_timestamps)",
         "clips": {},
     }
     for name in CLIPS:
@@ -457,7 +466,7 @@ def main():
             "wav": os.path.relpath(clip_path(name), ROOT),
             "n_samples": o["n_samples"],
             "n_chunks": int(len(p)),
-            "dropped_tail_samples": o["n_samples"] - len(p) * W,
+            "padding_zeros": len(p) * W - o["n_samples"],
             "prob_min": float(p.min()), "prob_max": float(p.max()),
             "prob_mean": float(p.mean()),
             "chunks_ge_threshold": int((p >= THRESHOLD).sum()),
@@ -468,8 +477,8 @@ def main():
         "from": "speech_pauses.wav, first %d samples" % CUT_SAMPLES,
         "n_samples": c["n_samples"],
         "n_chunks": int(len(c["probs"])),
-        "dropped_tail_samples": c["n_samples"] - len(c["probs"]) * W,
-        "probs": "speech_pauses.probs.npy[:%d] (identical, checked)" % len(c["probs"]),
+        "padding_zeros": len(c["probs"]) * W - c["n_samples"],
+        "probs": "speech_pauses.probs.npy[:%d] (identical, checked), then the padded chunk" % (CUT_SAMPLES // W),
         "segments_samples": [list(x) for x in c["segments"]],
         "segments": [{"start_s": a / SR, "end_s": b / SR} for a, b in c["segments"]],
     }}
@@ -477,6 +486,15 @@ def main():
         meta["clips"]["speech_pauses"]["utterances_samples"] = [
             {"text": t, "start": a, "end": b} for t, (a, b) in zip(UTTERANCES, placed)
         ]
+    else:
+        # --refs-only: the WAVs, and so where their words lie, are the committed ones
+        try:
+            with open(os.path.join(OUT, "meta.json")) as f:
+                old = json.load(f)["clips"]["speech_pauses"].get("utterances_samples")
+        except (OSError, KeyError, ValueError):
+            old = None
+        if old:
+            meta["clips"]["speech_pauses"]["utterances_samples"] = old
     if args.crosscheck:
         meta["crosscheck"] = crosscheck(args.crosscheck, ours)
     with open(os.path.join(OUT, "meta.json"), "w") as f:
@@ -485,7 +503,7 @@ def main():
 
     for name in CLIPS:
         m = meta["clips"][name]
-        print(f"{name}: {m['n_chunks']} chunks (+{m['dropped_tail_samples']} dropped), "
+        print(f"{name}: {m['n_chunks']} chunks (the last padded with {m['padding_zeros']} zeros), "
               f"p in [{m['prob_min']:.6f}, {m['prob_max']:.6f}], "
               f"{m['chunks_ge_threshold']} >= {THRESHOLD}; segments {segs_json[name]}")
     print(f"{CUT_NAME}: segments {meta['derived'][CUT_NAME]['segments']}")

@@ -58,6 +58,21 @@ fn configs() -> Vec<FeatureConfig> {
             pad_left: 64,
             ..speech.clone()
         },
+        // The same with the partial last chunk zero-padded and kept
+        // (models/vad), and a spectral front end with `pad_end`.
+        FeatureConfig {
+            kind: FeatureKind::Raw,
+            n_fft: 576,
+            win_length: None,
+            hop_length: Some(512),
+            pad_left: 64,
+            pad_end: true,
+            ..speech.clone()
+        },
+        FeatureConfig {
+            pad_end: true,
+            ..speech.clone()
+        },
         // dB with `top_db` groups of 5, 8, 8, ... frames, gain and an output
         // affine map (speech_embedding's front end): frames are held back
         // until their group is complete.
@@ -107,12 +122,13 @@ proptest! {
 
     #[test]
     fn any_chunking_gives_identical_frames(
-        cfg_i in 0usize..8,
+        cfg_i in 0usize..1000,
         n in 0usize..12000,
         seed in any::<u64>(),
         sizes in prop::collection::vec(1usize..3000, 1..10),
     ) {
-        let cfg = &configs()[cfg_i];
+        let all = configs();
+        let cfg = &all[cfg_i % all.len()];
         let x = signal(n, seed);
         let whole = FrontEnd::new(cfg).unwrap().process_all(&x);
         let mut fe = FrontEnd::new(cfg).unwrap();
@@ -157,7 +173,7 @@ proptest! {
     /// block size, thread count and decoder chunking.
     #[test]
     fn parallel_batch_equals_streaming(
-        cfg_i in 0usize..8,
+        cfg_i in 0usize..1000,
         n in 0usize..20000,
         seed in any::<u64>(),
         threads in 1usize..4,
@@ -165,7 +181,8 @@ proptest! {
         chunk in 1usize..5000,
     ) {
         use seqrec::features::batch::{BatchOptions, extract_frames};
-        let cfg = &configs()[cfg_i];
+        let all = configs();
+        let cfg = &all[cfg_i % all.len()];
         let x = signal(n, seed);
         let whole = FrontEnd::new(cfg).unwrap().process_all(&x);
         let fe = FrontEnd::new(cfg).unwrap();
@@ -207,4 +224,25 @@ fn raw_frames_with_left_context() {
     assert_eq!(&out[576..576 + 576], &x[448..1024]);
     assert_eq!(cfg.n_frames(2000), 3);
     assert_eq!(cfg.frame_time(1), 512.0 / 16000.0);
+    // pad_end (models/vad): the 464 samples after the third chunk are a
+    // fourth, zero-padded, as Silero's get_speech_timestamps scores them
+    let padded = FeatureConfig {
+        pad_end: true,
+        ..cfg.clone()
+    };
+    let out = FrontEnd::new(&padded).unwrap().process_all(&x);
+    assert_eq!(out.len(), 4 * 576);
+    assert_eq!(&out[3 * 576..3 * 576 + 64], &x[1472..1536]);
+    assert_eq!(&out[3 * 576 + 64..3 * 576 + 528], &x[1536..2000]);
+    assert!(out[3 * 576 + 528..].iter().all(|&v| v == 0.0));
+    assert_eq!(padded.n_frames(2000), 4);
+    // a signal of whole chunks gets no extra one
+    assert_eq!(padded.n_frames(2048), 4);
+    assert_eq!(
+        FrontEnd::new(&padded)
+            .unwrap()
+            .process_all(&x[..1536])
+            .len(),
+        3 * 576
+    );
 }

@@ -109,6 +109,15 @@ pub fn extract_frames(
                     Ok(0) => {
                         finished = true;
                         buf.resize(buf.len() + pad, 0.0);
+                        // `pad_end`: complete a last partial frame.
+                        let total = buf_start + buf.len();
+                        let full = if total < n_fft {
+                            0
+                        } else {
+                            1 + (total - n_fft) / hop
+                        };
+                        let zeros = cfg.end_padding(total.saturating_sub(full * hop));
+                        buf.resize(buf.len() + zeros, 0.0);
                     }
                     Ok(_) => n_samples += buf.len() - before,
                     Err(e) => break Err(e),

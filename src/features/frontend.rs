@@ -293,6 +293,15 @@ impl FrontEnd {
             self.pending.resize(self.pending.len() + kept, 0.0);
             n = self.drain_frames(out);
         }
+        let zeros = if self.skip == 0 {
+            self.cfg.end_padding(self.pending.len())
+        } else {
+            0
+        };
+        if zeros > 0 {
+            self.pending.resize(self.pending.len() + zeros, 0.0);
+            n += self.drain_frames(out);
+        }
         if !self.held.is_empty() {
             let start = out.len();
             out.extend_from_slice(&self.held);

@@ -114,6 +114,12 @@ pub struct FeatureConfig {
     /// 64 samples of context Silero VAD expects before its first chunk. Default 0.
     #[serde(default)]
     pub pad_left: usize,
+    /// At the end of the stream, a last frame that holds new samples but
+    /// fewer than a whole frame is completed with zeros and emitted, instead
+    /// of dropped (Silero VAD's `get_speech_timestamps` scores its partial
+    /// last chunk this way). Default false.
+    #[serde(default)]
+    pub pad_end: bool,
     /// What to emit. Default `logmel`.
     #[serde(default)]
     pub kind: FeatureKind,
@@ -196,6 +202,7 @@ impl FeatureConfig {
             kind: FeatureKind::Logmel,
             n_mfcc: 13,
             pad_left: 0,
+            pad_end: false,
             gain: 1.0,
             amin: default_amin(),
             top_db: None,
@@ -271,10 +278,25 @@ impl FeatureConfig {
     pub fn n_frames(&self, n_samples: usize) -> usize {
         let pad = if self.center { self.n_fft / 2 } else { 0 };
         let total = n_samples + 2 * pad + self.pad_left;
-        if total < self.n_fft {
+        let full = if total < self.n_fft {
             0
         } else {
             1 + (total - self.n_fft) / self.hop_length()
+        };
+        let tail = total.saturating_sub(full * self.hop_length());
+        full + usize::from(self.end_padding(tail) > 0)
+    }
+
+    /// With `pad_end`: the zeros that complete the last frame, given the
+    /// `tail` samples from the next frame's start to the end of the (padded)
+    /// signal; 0 when there is no partial frame with new samples in it (the
+    /// tail is only the previous frame's overlap) or no `pad_end`.
+    pub(crate) fn end_padding(&self, tail: usize) -> usize {
+        let overlap = self.n_fft.saturating_sub(self.hop_length());
+        if self.pad_end && tail > overlap && tail < self.n_fft {
+            self.n_fft - tail
+        } else {
+            0
         }
     }
 
