@@ -93,6 +93,26 @@ fn run_whole(s: &mut dyn Stream, x: &[f32]) -> Vec<f32> {
     y
 }
 
+/// The model of case `c`, the inputs of `b` streams (the case's input
+/// scaled by `scale(stream)`), and each stream's output run alone.
+#[allow(clippy::type_complexity)]
+fn streams_alone(
+    c: &Case,
+    b: usize,
+    scale: impl Fn(usize) -> f32,
+) -> (
+    Arc<seqrec::sequence::NativeModel>,
+    Vec<Vec<f32>>,
+    Vec<Vec<f32>>,
+) {
+    let m = Arc::new(import_onnx(&c.onnx).unwrap());
+    let xs: Vec<Vec<f32>> = (0..b)
+        .map(|s| c.x.iter().map(|v| v * scale(s)).collect())
+        .collect();
+    let want = xs.iter().map(|x| run_whole(&mut m.stream(), x)).collect();
+    (m, xs, want)
+}
+
 fn run_chunked(s: &mut dyn Stream, x: &[f32], frame: usize, sizes: &[usize]) -> Vec<f32> {
     let mut y = Vec::new();
     let mut pos = 0;
@@ -210,15 +230,11 @@ fn snapshot_restore_resumes_exactly() {
 #[test]
 fn batch_equals_separate_streams_bit_for_bit() {
     for c in cases() {
-        let m = Arc::new(import_onnx(&c.onnx).unwrap());
-        let (i, o) = (m.input_size(), m.output_size());
-        let t = c.x.len() / i;
         let b = 5;
         // Stream s sees the input scaled by (1 + s/4), so slots differ.
-        let xs: Vec<Vec<f32>> = (0..b)
-            .map(|s| c.x.iter().map(|v| v * (1.0 + s as f32 / 4.0)).collect())
-            .collect();
-        let want: Vec<Vec<f32>> = xs.iter().map(|x| run_whole(&mut m.stream(), x)).collect();
+        let (m, xs, want) = streams_alone(&c, b, |s| 1.0 + s as f32 / 4.0);
+        let (i, o) = (m.input_size(), m.output_size());
+        let t = c.x.len() / i;
         let mut batch = NativeBatch::new(&m, b);
         let mut xin = vec![0.0; b * i];
         let mut yout = vec![0.0; b * o];
@@ -246,14 +262,10 @@ fn batch_equals_separate_streams_bit_for_bit() {
 #[test]
 fn prefix_steps_with_moved_states_equal_separate_streams_bit_for_bit() {
     for c in cases() {
-        let m = Arc::new(import_onnx(&c.onnx).unwrap());
+        let b = 4;
+        let (m, xs, want) = streams_alone(&c, b, |s| 1.0 - s as f32 / 5.0);
         let (i, o) = (m.input_size(), m.output_size());
         let t = c.x.len() / i;
-        let b = 4;
-        let xs: Vec<Vec<f32>> = (0..b)
-            .map(|s| c.x.iter().map(|v| v * (1.0 - s as f32 / 5.0)).collect())
-            .collect();
-        let want: Vec<Vec<f32>> = xs.iter().map(|x| run_whole(&mut m.stream(), x)).collect();
         // stream s takes its first `cut[s]` steps in the batch (most first)
         let cut: Vec<usize> = (0..b).map(|s| t - s * t / (2 * b)).collect();
         let mut streams: Vec<_> = (0..b).map(|_| m.stream()).collect();
