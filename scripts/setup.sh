@@ -14,8 +14,9 @@ cd "$(dirname "$0")/.."
 want=(pkg-config libasound2-dev libclang-dev ffmpeg
   libgl1 libegl1 libgl1-mesa-dri libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6)
 if [[ "${1:-}" == "--test" ]]; then
-  # pulseaudio & co: the live microphone test; xvfb: the window tests (Mesa software GL).
-  want+=(pulseaudio pulseaudio-utils libasound2-plugins xvfb)
+  # pulseaudio & co: the live microphone test; xvfb: the window tests (Mesa software GL);
+  # nats-server: the cluster tests (each starts its own 3-node cluster, scripts/nats-cluster.sh).
+  want+=(pulseaudio pulseaudio-utils libasound2-plugins xvfb nats-server)
 fi
 
 missing=()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up what is missing and runs the whole test suite (what CI runs),
 # including the live microphone test on a private PulseAudio virtual microphone and the
-# live window tests on a private Xvfb display.
+# live window tests on a private Xvfb display, and the cluster tests on local NATS clusters.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
@@ -16,5 +16,7 @@ for _ in $(seq 50); do [[ -e /tmp/.X11-unix/X$n ]] && break; sleep 0.1; done
 trap 'scripts/vmic.sh stop >/dev/null 2>&1 || true; kill $xvfb_pid 2>/dev/null || true' EXIT
 export SEQREC_VMIC_ENV=$PWD/.vmic/env SEQREC_REQUIRE_VMIC=1
 export DISPLAY=:$n SEQREC_REQUIRE_DISPLAY=1
+# tests/cluster.rs starts local 3-node nats-server clusters; fail, do not skip, without one.
+export SEQREC_REQUIRE_NATS=1
 cargo test --all-targets "$@"
 cargo test --doc "$@"

@@ -169,6 +169,18 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+
+    /// A NATS / JetStream operation failed for longer than seqrec retries it
+    /// (30 s): the cluster is unreachable, has lost its quorum, or refused a
+    /// stream, bucket or message. Check `nats-server` on the URLs given
+    /// (JetStream on: `-js`) and that a majority of its nodes is up.
+    #[error("NATS: {what}: {reason}")]
+    Cluster {
+        /// What seqrec was doing.
+        what: String,
+        /// What the client or server said.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -177,6 +189,14 @@ impl Error {
         Error::Io {
             path: path.into(),
             source,
+        }
+    }
+
+    /// Shorthand for [`Error::Cluster`].
+    pub fn cluster(what: impl Into<String>, reason: impl std::fmt::Display) -> Self {
+        Error::Cluster {
+            what: what.into(),
+            reason: reason.to_string(),
         }
     }
 

@@ -144,6 +144,7 @@
 #![warn(missing_docs)]
 
 pub mod bundle;
+pub mod cluster;
 pub mod decision;
 pub mod embed;
 pub mod enroll;

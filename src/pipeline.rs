@@ -1034,6 +1034,34 @@ pub fn process_video(
     })
 }
 
+/// Opens the input at `path` as `rec`'s kind (an audio file; a video file
+/// or image folder, the folder at `folder_fps`, default 30) and runs it
+/// through `proc` to its end, as `seqrec batch` does for each input.
+///
+/// # Errors
+/// The source's or the stages' first error.
+pub fn process_path(
+    rec: &Recognizer,
+    proc: &mut StreamProcessor,
+    path: &std::path::Path,
+    folder_fps: Option<f64>,
+    keep_features: bool,
+    keep_posteriors: bool,
+) -> Result<SourceResult> {
+    match rec.kind() {
+        InputKind::Audio => crate::source::AudioFile::open(path, rec.sample_rate())
+            .and_then(|mut f| process_source(proc, &mut f, keep_features, keep_posteriors)),
+        InputKind::Video => crate::source::video::open(path, folder_fps).and_then(|mut v| {
+            let out = Output {
+                keep_features,
+                keep_posteriors,
+                ..Output::default()
+            };
+            process_video(proc, &mut v, out)
+        }),
+    }
+}
+
 /// Video file extensions a directory walk picks up.
 pub const VIDEO_EXTENSIONS: &[&str] = &[
     "mp4", "m4v", "mov", "webm", "mkv", "avi", "mpg", "mpeg", "ts", "ogv",
@@ -1168,27 +1196,14 @@ pub fn run_batch(
             let (job_rx, res_tx) = (job_rx.clone(), res_tx.clone());
             scope.spawn(move || {
                 for i in job_rx {
-                    let path = &files[i];
-                    let r = match rec.kind() {
-                        InputKind::Audio => crate::source::AudioFile::open(path, rec.sample_rate())
-                            .and_then(|mut f| {
-                                process_source(
-                                    proc,
-                                    &mut f,
-                                    opts.keep_features,
-                                    opts.keep_posteriors,
-                                )
-                            }),
-                        InputKind::Video => crate::source::video::open(path, opts.folder_fps)
-                            .and_then(|mut v| {
-                                let out = Output {
-                                    keep_features: opts.keep_features,
-                                    keep_posteriors: opts.keep_posteriors,
-                                    ..Output::default()
-                                };
-                                process_video(proc, &mut v, out)
-                            }),
-                    };
+                    let r = process_path(
+                        rec,
+                        proc,
+                        &files[i],
+                        opts.folder_fps,
+                        opts.keep_features,
+                        opts.keep_posteriors,
+                    );
                     if res_tx.send((i, r)).is_err() {
                         break;
                     }

@@ -1,6 +1,6 @@
 //! `seqrec batch`: recognize recorded files, in parallel, results in input order.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -9,7 +9,7 @@ use anyhow::Context;
 use seqrec::pipeline::{self, BatchOptions, Recognizer};
 use seqrec::sink::records::{Emit, Format, RecordWriter};
 
-use super::common::{DecisionFlags, StatsFlags, load_bundle};
+use super::common::{DecisionFlags, ResultsOut, StatsFlags, load_bundle};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -90,43 +90,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
 
-    // Results go to a temporary file next to the target, renamed at the end,
-    // so an interrupted run never leaves half a file under the real name.
-    let (sink, tmp): (Box<dyn Write>, Option<PathBuf>) = match &a.out {
-        // Not a regular file (/dev/null, a pipe): write to it directly.
-        Some(path) if path.exists() && !path.is_file() => {
-            let f = std::fs::OpenOptions::new()
-                .write(true)
-                .open(path)
-                .with_context(|| format!("opening {}", path.display()))?;
-            (Box::new(std::io::BufWriter::new(f)), None)
-        }
-        Some(path) => {
-            let dir = path
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default();
-            let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-            let f = std::fs::File::create(&tmp)
-                .with_context(|| format!("creating {}", tmp.display()))?;
-            let t = tmp.clone();
-            // Ctrl-C: remove the temporary file, leave no partial output.
-            let _ = ctrlc::set_handler(move || {
-                let _ = std::fs::remove_file(&t);
-                eprintln!("\ninterrupted; no output written");
-                std::process::exit(130);
-            });
-            (Box::new(std::io::BufWriter::new(f)), Some(tmp))
-        }
-        None => (
-            Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
-            None,
-        ),
-    };
+    let (sink, out) = ResultsOut::open(a.out.as_deref())?;
     let mut writer = RecordWriter::new(sink, a.format, a.emit, rec.labels().to_vec());
 
     let progress = if std::io::stderr().is_terminal() {
@@ -169,18 +133,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                 {
                     eprintln!("warning: plot of {name}: {e}");
                 }
-                match a.emit {
-                    Emit::Events => writer.events(&name, &r.output.events),
-                    Emit::Posteriors => writer.posteriors(
-                        &name,
-                        &r.output.posteriors,
-                        r.time_offset_s,
-                        r.frame_period_s,
-                    ),
-                    Emit::Summary => {
-                        writer.summary(&name, &r.output.posteriors, &rec.decision().ignore)
-                    }
-                }
+                writer.result(&name, &r, &rec.decision().ignore)
             }
             Err(e) => {
                 failed += 1;
@@ -202,17 +155,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         pb.finish_and_clear();
     }
     let wall = t0.elapsed().as_secs_f64();
-    let flushed = writer.into_inner().and_then(|mut w| w.flush());
-    if let Some(e) = write_err.or(flushed.err()) {
-        if let Some(t) = &tmp {
-            let _ = std::fs::remove_file(t);
-        }
-        return Err(e).context("writing results");
-    }
-    if let (Some(t), Some(out)) = (&tmp, &a.out) {
-        std::fs::rename(t, out)
-            .with_context(|| format!("renaming {} to {}", t.display(), out.display()))?;
-    }
+    out.finish(writer.into_inner(), write_err)?;
     let report = super::common::StatsReport::new(&stats, audio_s, wall, files.len(), failed, 0);
     a.stats.emit(&report)?;
     eprintln!(

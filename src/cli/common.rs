@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
+
 use seqrec::bundle::{Backend, Bundle};
 use seqrec::pipeline::{Output, Recognizer, StageStats};
 
@@ -288,4 +290,121 @@ impl StatsReport {
 /// Cores this process may use.
 pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Loads `NAME=DIR` bundle specifications (`serve`, `worker`).
+pub fn named_bundles(
+    specs: &[String],
+) -> anyhow::Result<Vec<(String, seqrec::pipeline::Recognizer)>> {
+    let mut bundles = Vec::new();
+    for spec in specs {
+        let (name, dir) = spec
+            .split_once('=')
+            .with_context(|| format!("--bundle `{spec}`: give NAME=DIR, e.g. kws=models/kws"))?;
+        if name.is_empty() {
+            anyhow::bail!("--bundle `{spec}`: the name before `=` is empty");
+        }
+        if bundles.iter().any(|(n, _)| n == name) {
+            anyhow::bail!("--bundle `{spec}`: the name `{name}` is given twice");
+        }
+        let dir = Path::new(dir);
+        let b = Bundle::load(dir)?;
+        let rec = seqrec::pipeline::Recognizer::new(b)
+            .with_context(|| format!("loading bundle {}", dir.display()))?;
+        bundles.push((name.to_string(), rec));
+    }
+    Ok(bundles)
+}
+
+/// Resolves at SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
+    }
+}
+
+/// Where results go: standard output, a device or pipe as it is, or a file
+/// written under a temporary name and renamed by [`ResultsOut::finish`], so
+/// an interrupted run never leaves half a file under the real name.
+pub struct ResultsOut {
+    tmp: Option<PathBuf>,
+    out: Option<PathBuf>,
+}
+
+impl ResultsOut {
+    /// Opens `out` (None: standard output) and returns the writer with what
+    /// finishes it. Ctrl-C removes the temporary file.
+    pub fn open(out: Option<&Path>) -> anyhow::Result<(Box<dyn std::io::Write>, ResultsOut)> {
+        let (w, tmp): (Box<dyn std::io::Write>, Option<PathBuf>) = match out {
+            // Not a regular file (/dev/null, a pipe): write to it directly.
+            Some(path) if path.exists() && !path.is_file() => {
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .with_context(|| format!("opening {}", path.display()))?;
+                (Box::new(std::io::BufWriter::new(f)), None)
+            }
+            Some(path) => {
+                let dir = path
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."));
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default();
+                let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+                let f = std::fs::File::create(&tmp)
+                    .with_context(|| format!("creating {}", tmp.display()))?;
+                let t = tmp.clone();
+                let _ = ctrlc::set_handler(move || {
+                    let _ = std::fs::remove_file(&t);
+                    eprintln!("\ninterrupted; no output written");
+                    std::process::exit(130);
+                });
+                (Box::new(std::io::BufWriter::new(f)), Some(tmp))
+            }
+            None => (
+                Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+                None,
+            ),
+        };
+        Ok((
+            w,
+            ResultsOut {
+                tmp,
+                out: out.map(Path::to_path_buf),
+            },
+        ))
+    }
+
+    /// Flushes the writer (or takes the first write error) and renames the
+    /// file into place; on an error, removes the temporary file instead.
+    pub fn finish(
+        self,
+        written: std::io::Result<Box<dyn std::io::Write>>,
+        first_error: Option<std::io::Error>,
+    ) -> anyhow::Result<()> {
+        let flushed = written.and_then(|mut w| w.flush());
+        if let Some(e) = first_error.or(flushed.err()) {
+            if let Some(t) = &self.tmp {
+                let _ = std::fs::remove_file(t);
+            }
+            return Err(e).context("writing results");
+        }
+        if let (Some(t), Some(out)) = (&self.tmp, &self.out) {
+            std::fs::rename(t, out)
+                .with_context(|| format!("renaming {} to {}", t.display(), out.display()))?;
+        }
+        Ok(())
+    }
 }

@@ -69,6 +69,20 @@ pub struct Args {
     /// to seqrec-live-<time>.jsonl and, for audio, the input to seqrec-live-<time>.wav here.
     #[arg(long, requires = "window")]
     record: bool,
+    /// Audio bundles: do not recognize here; publish the microphone's audio as a live
+    /// stream to this NATS JetStream cluster (comma-separated URLs), where `seqrec worker`s
+    /// recognize it, and print the events they publish.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["window", "plot", "camera", "ffmpeg_input"])]
+    publish: Option<String>,
+    /// With --publish: the stream's id [default: live-<host>-<pid>].
+    #[arg(long, requires = "publish")]
+    stream: Option<String>,
+    /// With --publish: the bundle's name on the cluster [default: the bundle folder's name].
+    #[arg(long, requires = "publish")]
+    cluster_bundle: Option<String>,
+    /// With --publish: the cluster namespace (as the workers').
+    #[arg(long, requires = "publish", default_value = "seqrec")]
+    namespace: String,
     #[command(flatten)]
     stats: StatsFlags,
     #[command(flatten)]
@@ -164,6 +178,12 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             a.bundle.display()
         );
     }
+    if rec.kind() == seqrec::bundle::InputKind::Video && a.publish.is_some() {
+        anyhow::bail!(
+            "--publish: live streams on the cluster are audio; {} is a video bundle",
+            a.bundle.display()
+        );
+    }
     if rec.kind() == seqrec::bundle::InputKind::Video {
         let input = match (&a.ffmpeg_input, a.camera) {
             (Some(args), _) => super::video::LiveInput::Ffmpeg(split_args(args)?),
@@ -193,6 +213,33 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             &a.stats,
             None,
         );
+    }
+    if let Some(urls) = &a.publish {
+        let host = std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "host".into());
+        let folder = a
+            .bundle
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "bundle".into());
+        return super::publish::run(super::publish::Publish {
+            nats: super::worker::NatsFlags {
+                urls: vec![urls.clone()],
+                namespace: a.namespace.clone(),
+                replicas: None,
+            },
+            stream: a
+                .stream
+                .clone()
+                .unwrap_or_else(|| format!("live-{host}-{}", std::process::id())),
+            bundle: a.cluster_bundle.clone().unwrap_or(folder),
+            sample_rate: rec.sample_rate(),
+            device: a.device.as_deref(),
+            duration: a.duration,
+            jsonl: a.format == LiveFormat::Jsonl,
+        });
     }
     if a.camera || a.ffmpeg_input.is_some() {
         anyhow::bail!(

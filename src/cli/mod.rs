@@ -7,11 +7,14 @@ mod embed;
 mod enroll;
 mod features;
 mod live;
+mod publish;
 mod sequence;
 mod serve;
+mod submit;
 mod video;
 #[cfg(feature = "window")]
 mod window;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -47,6 +50,12 @@ enum Command {
     /// Serve many concurrent streams over WebSocket (and whole files over HTTP), with the
     /// model calls of all streams batched together.
     Serve(serve::Args),
+    /// Join a NATS JetStream cluster as a worker: run the batch jobs and live streams of
+    /// the bundles given, with other workers on any machines.
+    Worker(worker::Args),
+    /// Run files on a cluster's workers (`seqrec worker`): the same JSON Lines as `seqrec
+    /// batch`, in input order; a job whose worker dies is done by another.
+    Submit(submit::Args),
     /// List audio input devices and their configurations.
     Devices(devices::Args),
 }
@@ -61,6 +70,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Embed(a) => embed::run(a),
         Command::Enroll(a) => enroll::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::Worker(a) => worker::run(a),
+        Command::Submit(a) => submit::run(a),
         Command::Devices(a) => devices::run(a),
     }
 }

@@ -1,13 +1,11 @@
 //! `seqrec serve`: a WebSocket / HTTP server for many concurrent streams.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args as ClapArgs;
-use seqrec::pipeline::Recognizer;
 use seqrec::serve::{BatchPolicy, Limits, Server};
 
 /// Arguments of `seqrec serve`.
@@ -53,20 +51,7 @@ pub struct Args {
 
 /// Runs the server until SIGTERM or Ctrl-C.
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
-    let mut bundles = Vec::new();
-    for spec in &a.bundles {
-        let (name, dir) = spec
-            .split_once('=')
-            .with_context(|| format!("--bundle `{spec}`: give NAME=DIR, e.g. kws=models/kws"))?;
-        if name.is_empty() {
-            anyhow::bail!("--bundle `{spec}`: the name before `=` is empty");
-        }
-        let dir = PathBuf::from(dir);
-        let b = seqrec::bundle::Bundle::load(&dir)?;
-        let rec =
-            Recognizer::new(b).with_context(|| format!("loading bundle {}", dir.display()))?;
-        bundles.push((name.to_string(), rec));
-    }
+    let bundles = super::common::named_bundles(&a.bundles)?;
     if !(a.idle_timeout > 0.0 && a.idle_timeout.is_finite()) {
         anyhow::bail!("--idle-timeout must be a positive number of seconds");
     }
@@ -109,11 +94,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             names.join(", ")
         );
         tokio::spawn(async move {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
-            }
+            super::common::shutdown_signal().await;
             eprintln!("shutting down: open streams get their final events");
             let _ = stop_tx.send(true);
         });

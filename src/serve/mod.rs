@@ -959,62 +959,26 @@ fn recognize_file(
     name: &str,
     emit: crate::sink::records::Emit,
 ) -> (bool, String) {
-    use crate::sink::records::{Emit, Format, RecordWriter};
-    let mut w = RecordWriter::new(Vec::new(), Format::Jsonl, emit, rec.labels().to_vec());
-    let res = (|| -> Result<crate::pipeline::SourceResult> {
-        let dir = std::env::temp_dir().join(format!("seqrec-serve-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| Error::Io {
-            path: dir.clone(),
-            source: e,
-        })?;
-        static N: AtomicU64 = AtomicU64::new(0);
-        let path: PathBuf = dir.join(format!("body-{}", N.fetch_add(1, Relaxed)));
-        std::fs::write(&path, body).map_err(|e| Error::Io {
-            path: path.clone(),
-            source: e,
-        })?;
-        struct Rm(PathBuf);
-        impl Drop for Rm {
-            fn drop(&mut self) {
-                let _ = std::fs::remove_file(&self.0);
-            }
-        }
-        let _rm = Rm(path.clone());
-        let mut proc = rec.stream_with_threads(1)?;
-        let keep = emit != Emit::Events;
-        match rec.kind() {
-            InputKind::Audio => {
-                let mut f = crate::source::AudioFile::open(&path, rec.sample_rate())?;
-                crate::pipeline::process_source(&mut proc, &mut f, false, keep)
-            }
-            InputKind::Video => {
-                let mut v = crate::source::video::open(&path, None)?;
-                let out = crate::pipeline::Output {
-                    keep_posteriors: keep,
-                    ..Default::default()
-                };
-                crate::pipeline::process_video(&mut proc, &mut v, out)
-            }
-        }
-    })();
-    let ok = res.is_ok();
-    let _ = match res {
-        Ok(r) => match emit {
-            Emit::Events => w.events(name, &r.output.events),
-            Emit::Posteriors => w.posteriors(
-                name,
-                &r.output.posteriors,
-                r.time_offset_s,
-                r.frame_period_s,
-            ),
-            Emit::Summary => w.summary(name, &r.output.posteriors, &rec.decision().ignore),
-        },
-        Err(e) => w.error(
-            name,
-            &e.to_string()
-                .replace(&std::env::temp_dir().display().to_string(), ""),
-        ),
-    };
-    let bytes = w.into_inner().unwrap_or_default();
-    (ok, String::from_utf8_lossy(&bytes).into_owned())
+    let dir = std::env::temp_dir().join(format!("seqrec-serve-{}", std::process::id()));
+    static N: AtomicU64 = AtomicU64::new(0);
+    let path: PathBuf = dir.join(format!("body-{}", N.fetch_add(1, Relaxed)));
+    let written = std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::io(&dir, e))
+        .and_then(|()| std::fs::write(&path, body).map_err(|e| Error::io(&path, e)));
+    if let Err(e) = written {
+        let mut w = crate::sink::records::RecordWriter::new(
+            Vec::new(),
+            crate::sink::records::Format::Jsonl,
+            emit,
+            rec.labels().to_vec(),
+        );
+        let _ = w.error(name, &e.to_string());
+        return (
+            false,
+            String::from_utf8_lossy(&w.into_inner().unwrap_or_default()).into_owned(),
+        );
+    }
+    let r = crate::sink::records::file_records(rec, &path, name, emit, 1, None);
+    let _ = std::fs::remove_file(&path);
+    r
 }

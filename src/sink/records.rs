@@ -174,6 +174,30 @@ impl<W: Write> RecordWriter<W> {
         Ok(())
     }
 
+    /// The records of one finished input, as the writer's `emit` asks:
+    /// its events, its posteriors, or its summary (`ignore`: the labels a
+    /// summary may not pick, [`crate::decision::DecisionConfig::ignore`]).
+    ///
+    /// # Errors
+    /// Write errors.
+    pub fn result(
+        &mut self,
+        file: &str,
+        r: &crate::pipeline::SourceResult,
+        ignore: &[bool],
+    ) -> io::Result<()> {
+        match self.emit {
+            Emit::Events => self.events(file, &r.output.events),
+            Emit::Posteriors => self.posteriors(
+                file,
+                &r.output.posteriors,
+                r.time_offset_s,
+                r.frame_period_s,
+            ),
+            Emit::Summary => self.summary(file, &r.output.posteriors, ignore),
+        }
+    }
+
     /// Events of one file.
     ///
     /// # Errors
@@ -315,4 +339,37 @@ impl<W: Write> RecordWriter<W> {
         self.w.flush()?;
         Ok(self.w)
     }
+}
+
+/// Runs one input file through `rec` as `seqrec batch` does and returns
+/// (succeeded, its JSON Lines): the records `emit` asks for, or one error
+/// record. `path` is where the file is, `name` what the records call it (the
+/// server and the cluster workers run copies in temporary files: the path in
+/// an error message is replaced by `name`, so the record reads as `seqrec
+/// batch`'s would). `threads`: ONNX Runtime threads of the embedder.
+pub fn file_records(
+    rec: &crate::pipeline::Recognizer,
+    path: &std::path::Path,
+    name: &str,
+    emit: Emit,
+    threads: usize,
+    folder_fps: Option<f64>,
+) -> (bool, String) {
+    let mut w = RecordWriter::new(Vec::new(), Format::Jsonl, emit, rec.labels().to_vec());
+    let keep = emit != Emit::Events;
+    let res = rec
+        .stream_with_threads(threads.max(1))
+        .and_then(|mut proc| {
+            crate::pipeline::process_path(rec, &mut proc, path, folder_fps, false, keep)
+        });
+    let ok = res.is_ok();
+    let _ = match res {
+        Ok(r) => w.result(name, &r, &rec.decision().ignore),
+        Err(e) => w.error(
+            name,
+            &e.to_string().replace(&path.display().to_string(), name),
+        ),
+    };
+    let bytes = w.into_inner().unwrap_or_default();
+    (ok, String::from_utf8_lossy(&bytes).into_owned())
 }
