@@ -9,145 +9,19 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+use common::nats::{Nats, Worker};
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use seqrec::cluster::{Cluster, ClusterOptions, Producer};
-
-/// A 3-node cluster in a temporary folder, stopped on drop.
-struct Nats {
-    dir: tempfile::TempDir,
-    urls: String,
-}
-
-impl Nats {
-    fn start() -> Option<Nats> {
-        if Command::new("nats-server")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            assert!(
-                std::env::var("SEQREC_REQUIRE_NATS").is_err(),
-                "nats-server is missing (scripts/setup.sh --test installs it)"
-            );
-            eprintln!("skipped: nats-server is not installed");
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let out = Command::new(common::root().join("scripts/nats-cluster.sh"))
-            .arg("start")
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let env = std::fs::read_to_string(dir.path().join("env")).unwrap();
-        let urls = env
-            .lines()
-            .find_map(|l| l.strip_prefix("NATS_URLS="))
-            .unwrap()
-            .to_string();
-        Some(Nats { dir, urls })
-    }
-
-    fn kill_node(&self, n: usize) {
-        let st = Command::new(common::root().join("scripts/nats-cluster.sh"))
-            .arg("kill")
-            .arg(self.dir.path())
-            .arg(n.to_string())
-            .status()
-            .unwrap();
-        assert!(st.success());
-    }
-
-    async fn connect(&self) -> Cluster {
-        Cluster::connect(&ClusterOptions::new(
-            std::slice::from_ref(&self.urls),
-            "test",
-        ))
-        .await
-        .unwrap()
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        let _ = Command::new(common::root().join("scripts/nats-cluster.sh"))
-            .arg("stop")
-            .arg(self.dir.path())
-            .status();
-    }
-}
-
-/// A `seqrec worker` process and what it has said.
-struct Worker {
-    name: String,
-    child: Child,
-    log: Arc<Mutex<String>>,
-}
-
-impl Worker {
-    fn start(nats: &Nats, name: &str, extra: &[&str]) -> Worker {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_seqrec"))
-            .args(["worker", "--nats", &nats.urls, "--name", name, "-v"])
-            .args(["--bundle", "kws-logmel=models/kws-logmel", "--jobs", "1"])
-            .args([
-                "--ack-wait",
-                "2",
-                "--lease",
-                "2",
-                "--checkpoint-every",
-                "15",
-            ])
-            .args(extra)
-            .current_dir(common::root())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (l, err) = (Arc::clone(&log), child.stderr.take().unwrap());
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                let mut l = l.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        Worker {
-            name: name.into(),
-            child,
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    fn kill9(&mut self) {
-        self.child.kill().unwrap(); // SIGKILL
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use seqrec::cluster::{Cluster, Producer};
 
 fn workers(nats: &Nats, n: usize) -> Vec<Worker> {
     let ws: Vec<Worker> = (1..=n)
-        .map(|i| Worker::start(nats, &format!("w{i}"), &[]))
+        .map(|i| Worker::start(nats, &format!("w{i}"), "kws-logmel=models/kws-logmel", &[]))
         .collect();
     wait_until(Duration::from_secs(60), "the workers to start", || {
         ws.iter()
@@ -490,12 +364,44 @@ fn bad_input_gives_error_records_not_stuck_jobs() {
     assert_eq!(out.status.code(), Some(1), "one input failed: {err}");
     assert_eq!(String::from_utf8(out.stdout).unwrap(), want, "{err}");
 
+    // a job message that is not JSON: an error record under its id, not a
+    // job stuck on the queue
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let cl = nats.connect().await;
+        let js = async_nats::jetstream::new(cl.client().clone());
+        let mut h = async_nats::HeaderMap::new();
+        h.insert(seqrec::cluster::JOB_HEADER, "junkbatch.0");
+        js.publish_with_headers("seqrec.jobs.kws-logmel", h, "{not json".into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        let results = js.get_key_value("seqrec-results").await.unwrap();
+        let t0 = Instant::now();
+        let v = loop {
+            if let Some(v) = results.get("junkbatch.0").await.unwrap() {
+                break v;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "no error record for the junk job"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let r: serde_json::Value = serde_json::from_slice(&v).unwrap();
+        assert_eq!(r["ok"], false);
+        assert!(
+            r["lines"].as_str().unwrap().contains("not a seqrec job"),
+            "{r}"
+        );
+    });
+
     // malformed chunks: an error record each, the stream goes on
     let x = live_audio();
     let mut chunks: Vec<Vec<u8>> = x[..16000 * 3].chunks(1600).map(f32le).collect();
     chunks.insert(5, vec![1, 2, 3]); // not whole f32 samples
     chunks.insert(9, f32le(&[0.0, f32::NAN, 0.0]));
-    let rt = tokio::runtime::Runtime::new().unwrap();
     let outs = rt.block_on(async {
         let cl = nats.connect().await;
         run_stream(&cl, "bad1", chunks, Duration::from_millis(5), |_, _| {}).await
@@ -507,8 +413,8 @@ fn bad_input_gives_error_records_not_stuck_jobs() {
         .map(|o| o.record.as_str())
         .collect();
     assert_eq!(errors.len(), 2, "{outs:?}");
-    assert!(errors[0].contains("chunk 5: 3 bytes is not a whole number of f32le samples"));
-    assert!(errors[1].contains("chunk 9: sample 1 is not finite"));
+    assert!(errors[0].contains("chunk 5: 3 bytes is not whole 32-bit float samples"));
+    assert!(errors[1].contains("chunk 9: sample 1 is not a finite number"));
     let want_live = uninterrupted("bad1", &x[..16000 * 3]);
     let events: Vec<String> = outs
         .iter()

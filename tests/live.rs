@@ -330,6 +330,63 @@ fn live_hears_an_enrolled_word() {
 }
 
 /// The events' labels, in order.
+/// `live --publish`: the virtual microphone's audio as a live stream on a
+/// local NATS cluster, recognized by a `seqrec worker`; the events it
+/// publishes are what `live` prints.
+#[test]
+fn live_publishes_to_a_cluster_and_prints_the_workers_events() {
+    let Ok(env_file) = std::env::var("SEQREC_VMIC_ENV") else {
+        assert!(std::env::var("SEQREC_REQUIRE_VMIC").is_err());
+        println!("skipped: no virtual microphone (see the module docs)");
+        return;
+    };
+    let Some(nats) = common::nats::Nats::start() else {
+        return;
+    };
+    let w = common::nats::Worker::start(&nats, "w1", "tone=fixtures/bundles/tone", &[]);
+    let t0 = Instant::now();
+    while !w.log().contains(": ready:") {
+        assert!(t0.elapsed() < Duration::from_secs(60), "{}", w.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _guard = LIVE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let vars = read_env_file(Path::new(&env_file));
+    let args = [
+        "--publish",
+        &nats.urls,
+        "--stream",
+        "vmic1",
+        "--duration",
+        "9",
+    ];
+    let (child, mut stderr, line) =
+        start_live_with("fixtures/bundles/tone", &vars, &args, Stdio::piped());
+    let play = Command::new("paplay")
+        .args(["-d", "vsink"])
+        .arg(root().join("fixtures/clips/tone/beeps_whistle.wav"))
+        .envs(vars.iter().cloned())
+        .status()
+        .expect("paplay (apt pulseaudio-utils)");
+    assert!(play.success());
+    let out = child.wait_with_output().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert!(out.status.success(), "{line}{rest}");
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v.get("label").is_some())
+        .collect();
+    assert_eq!(
+        labels_of(&events),
+        ["beep", "whistle", "beep"],
+        "{events:?}\n{rest}"
+    );
+    assert!(events.iter().all(|e| e["file"] == "vmic1"));
+    assert!(w.log().contains("took stream vmic1"), "{}", w.log());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"done\":true"));
+}
+
 fn labels_of(events: &[serde_json::Value]) -> Vec<&str> {
     events
         .iter()

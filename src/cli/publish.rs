@@ -47,7 +47,7 @@ pub fn run(p: Publish) -> anyhow::Result<ExitCode> {
         .duration
         .map(|d| Instant::now() + Duration::from_secs_f64(d.max(0.0)));
     eprintln!(
-        "publishing {} ({} Hz) as stream `{}` of bundle `{}`{}",
+        "listening on {} ({} Hz); publishing it as stream `{}` of bundle `{}`{}",
         mic.device_name(),
         mic.native_rate(),
         p.stream,

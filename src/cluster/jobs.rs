@@ -21,7 +21,7 @@ const KEEP: Duration = Duration::from_secs(86400);
 
 /// A job on the work queue.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Job {
+pub struct Job {
     /// `<batch>.<index>`: the key of its result and the name of its object.
     pub id: String,
     /// What the records call the input (as `seqrec batch` would: the path given).
@@ -37,6 +37,21 @@ pub(crate) struct Job {
     /// Frame rate of an image-folder input.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fps: Option<f64>,
+}
+
+/// Reads a job message's body (what `seqrec submit` puts on the queue).
+///
+/// # Errors
+/// Why it is not a job.
+pub fn parse_job(body: &[u8]) -> std::result::Result<Job, String> {
+    let j: Job = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    if j.id.is_empty() || j.id.len() > 200 {
+        return Err("the job id is empty or too long".into());
+    }
+    if j.object.is_none() && j.path.is_none() {
+        return Err("the job names no input (object or path)".into());
+    }
+    Ok(j)
 }
 
 /// A stored result.
@@ -354,7 +369,7 @@ impl JobRunner {
             .as_ref()
             .and_then(|h| h.get(JOB_HEADER))
             .map(|v| v.as_str().to_string());
-        let job: Job = match serde_json::from_slice(&msg.payload) {
+        let job = match parse_job(&msg.payload) {
             Ok(j) => j,
             Err(e) => {
                 // A job nobody can read: an error record under its id when it

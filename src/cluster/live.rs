@@ -16,6 +16,7 @@ use super::{
 };
 use crate::error::{Error, Result};
 use crate::pipeline::Recognizer;
+use crate::source::pcm::PcmFormat;
 
 /// How long stream registrations, chunks and checkpoints are kept.
 pub(crate) const KEEP: Duration = Duration::from_secs(86400);
@@ -284,36 +285,9 @@ pub async fn follow(cl: &Cluster, id: &str) -> Result<impl Stream<Item = Result<
 
 /// Samples of a chunk, or why it is not one.
 fn decode_chunk(format: &str, b: &[u8]) -> std::result::Result<Vec<f32>, String> {
-    match format {
-        "f32le" => {
-            if !b.len().is_multiple_of(4) {
-                return Err(format!(
-                    "{} bytes is not a whole number of f32le samples",
-                    b.len()
-                ));
-            }
-            let v: Vec<f32> = b
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
-            if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-                return Err(format!("sample {i} is not finite"));
-            }
-            Ok(v)
-        }
-        "s16le" => {
-            if !b.len().is_multiple_of(2) {
-                return Err(format!(
-                    "{} bytes is not a whole number of s16le samples",
-                    b.len()
-                ));
-            }
-            Ok(b.chunks_exact(2)
-                .map(|c| f32::from(i16::from_le_bytes([c[0], c[1]])) / 32768.0)
-                .collect())
-        }
-        f => Err(format!("sample format `{f}`: f32le or s16le")),
-    }
+    let f = PcmFormat::parse(format)
+        .ok_or_else(|| format!("sample format `{format}`: f32le or s16le"))?;
+    crate::source::pcm::decode(f, b)
 }
 
 /// A worker's side of one stream it holds the lease of.

@@ -46,7 +46,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-pub use jobs::{SubmitOptions, SubmitProgress, submit};
+pub use jobs::{Job, SubmitOptions, SubmitProgress, parse_job, submit};
 pub use live::{Output, Producer};
 pub use worker::{WorkerOptions, worker};
 

@@ -782,16 +782,12 @@ async fn run_stream(
                         jobs.send(job).map_err(internal)?;
                     }
                     Message::Text(t) => {
-                        #[derive(Deserialize)]
-                        struct Control { #[serde(rename = "type")] kind: String }
-                        let c: Control = serde_json::from_str(t.as_str()).map_err(|e| Refusal(code::UNSUPPORTED, format!("text messages are JSON like {{\"type\":\"end\"}}: {e}")))?;
-                        match c.kind.as_str() {
-                            "end" => {
+                        match parse_control(t.as_str()).map_err(|m| Refusal(code::UNSUPPORTED, m))? {
+                            Control::End => {
                                 ended = true;
                                 jobs.send(Job::End { id }).map_err(internal)?;
                             }
-                            "snapshot" => jobs.send(Job::Snapshot { id }).map_err(internal)?,
-                            other => return Err(Refusal(code::UNSUPPORTED, format!("unknown message type `{other}` (end, snapshot)"))),
+                            Control::Snapshot => jobs.send(Job::Snapshot { id }).map_err(internal)?,
                         }
                     }
                     Message::Close(_) => return Ok(()),
@@ -799,6 +795,34 @@ async fn run_stream(
                 }
             }
         }
+    }
+}
+
+/// A client's text message on a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// `{"type":"end"}`: no more input; final events, then `done`.
+    End,
+    /// `{"type":"snapshot"}`: send the stream's state as a token.
+    Snapshot,
+}
+
+/// Parses a client's text message.
+///
+/// # Errors
+/// What is wrong with it, as the error message the client gets.
+pub fn parse_control(text: &str) -> std::result::Result<Control, String> {
+    #[derive(Deserialize)]
+    struct C {
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    let c: C = serde_json::from_str(text)
+        .map_err(|e| format!("text messages are JSON like {{\"type\":\"end\"}}: {e}"))?;
+    match c.kind.as_str() {
+        "end" => Ok(Control::End),
+        "snapshot" => Ok(Control::Snapshot),
+        other => Err(format!("unknown message type `{other}` (end, snapshot)")),
     }
 }
 
@@ -824,38 +848,14 @@ async fn decode(
     permits: &Arc<Semaphore>,
 ) -> std::result::Result<Job, Refusal> {
     let bad = |m: String| Refusal(code::UNSUPPORTED, m);
+    let pcm = |f| {
+        crate::source::pcm::decode(f, b)
+            .map(|x| (x, None))
+            .map_err(|m| bad(format!("the message: {m}")))
+    };
     let job = match wire {
-        Wire::S16 => {
-            if !b.len().is_multiple_of(2) {
-                return Err(bad(format!(
-                    "a message of {} bytes is not whole 16-bit samples",
-                    b.len()
-                )));
-            }
-            let samples = b
-                .chunks_exact(2)
-                .map(|c| i16::from_le_bytes([c[0], c[1]]) as f32 / 32768.0)
-                .collect();
-            (samples, None)
-        }
-        Wire::F32 => {
-            if !b.len().is_multiple_of(4) {
-                return Err(bad(format!(
-                    "a message of {} bytes is not whole 32-bit float samples",
-                    b.len()
-                )));
-            }
-            let samples: Vec<f32> = b
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
-            if let Some(i) = samples.iter().position(|v| !v.is_finite()) {
-                return Err(bad(format!(
-                    "sample {i} of the message is not a finite number: is the format f32le?"
-                )));
-            }
-            (samples, None)
-        }
+        Wire::S16 => pcm(crate::source::pcm::PcmFormat::S16le)?,
+        Wire::F32 => pcm(crate::source::pcm::PcmFormat::F32le)?,
         Wire::Rgb { width, height, fps } => {
             let want = width as usize * height as usize * 3;
             if b.len() != want {

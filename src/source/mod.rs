@@ -6,6 +6,7 @@
 
 pub mod file;
 pub mod mic;
+pub mod pcm;
 mod resample;
 pub mod synthetic;
 pub mod video;
