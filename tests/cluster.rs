@@ -423,3 +423,58 @@ fn bad_input_gives_error_records_not_stuck_jobs() {
         .collect();
     assert_eq!(events, want_live, "the good chunks as one stream");
 }
+
+#[test]
+fn a_worker_stopped_with_sigterm_hands_its_stream_over() {
+    let _one = one_at_a_time();
+    let Some(nats) = Nats::start() else { return };
+    let ws = workers(&nats, 2);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let x = live_audio();
+    let want = uninterrupted("mic3", &x);
+    let chunks: Vec<Vec<u8>> = x.chunks(1600).map(f32le).collect();
+    let mut stopped: Option<(String, Instant)> = None;
+    let outs = rt.block_on(async {
+        let cl = nats.connect().await;
+        run_stream(&cl, "mic3", chunks, Duration::from_millis(20), |k, got| {
+            if stopped.is_none() && k > 20 && got >= 2 {
+                let w = ws
+                    .iter()
+                    .find(|w| w.log().contains("took stream mic3"))
+                    .expect("an owner");
+                let st = Command::new("kill")
+                    .arg(w.child.id().to_string())
+                    .status()
+                    .unwrap();
+                assert!(st.success());
+                stopped = Some((w.name.clone(), Instant::now()));
+            }
+        })
+        .await
+    });
+    let (gone, t_stop) = stopped.expect("the owner was stopped mid-stream");
+    check_indices(&outs);
+    let events: Vec<String> = outs
+        .iter()
+        .filter(|o| o.kind == "event")
+        .map(|o| o.record.clone())
+        .collect();
+    assert_eq!(events, want);
+    let heir = ws
+        .iter()
+        .find(|w| w.name != gone)
+        .unwrap()
+        .log()
+        .lines()
+        .find(|l| l.contains("took stream mic3"))
+        .expect("the other worker took the stream")
+        .to_string();
+    // handed back with a checkpoint of where it was: nothing to skip
+    assert!(heir.contains("at chunk"), "{heir}");
+    let old = ws.iter().find(|w| w.name == gone).unwrap().log();
+    assert!(old.contains("stopping"), "{old}");
+    eprintln!(
+        "{heir}; {:.2} s after SIGTERM",
+        t_stop.elapsed().as_secs_f64()
+    );
+}
