@@ -433,18 +433,20 @@ impl StreamProcessor {
     /// Feeds samples (mono, at the bundle's rate) through every stage.
     ///
     /// # Errors
-    /// Errors of the recurrent stage (ONNX Runtime failures).
-    ///
-    /// # Panics
-    /// If the processor is a video one (see [`Recognizer::kind`]).
+    /// Errors of the recurrent stage (ONNX Runtime failures);
+    /// [`Error::InvalidConfig`] (key `input`) when the processor is a video
+    /// one (see [`Recognizer::kind`]): nothing is consumed.
     pub fn push(&mut self, samples: &[f32], out: &mut Output) -> Result<()> {
+        let FrontState::Audio(f) = &mut self.front else {
+            return Err(Error::config(
+                "input",
+                "audio given to a video bundle's stream: it takes frames (push_frame)",
+            ));
+        };
         self.stats.samples += samples.len() as u64;
         let t0 = Instant::now();
         self.feats.clear();
-        match &mut self.front {
-            FrontState::Audio(f) => f.push(samples, &mut self.feats),
-            FrontState::Video { .. } => panic!("audio pushed into a video stream processor"),
-        };
+        f.push(samples, &mut self.feats);
         self.run_frames(t0, out)
     }
 
@@ -480,17 +482,18 @@ impl StreamProcessor {
     /// embedder's batch is full; [`StreamProcessor::finish`] runs the rest.
     ///
     /// # Errors
-    /// Errors of the embedder and recurrent stages.
-    ///
-    /// # Panics
-    /// If the processor is an audio one.
+    /// Errors of the embedder and recurrent stages; [`Error::InvalidConfig`]
+    /// (key `input`) when the processor is an audio one: nothing is consumed.
     pub fn push_frame(&mut self, frame: &Frame, out: &mut Output) -> Result<()> {
         let t0 = Instant::now();
         let FrontState::Video {
             prep, decim, pose, ..
         } = &mut self.front
         else {
-            panic!("a video frame pushed into an audio stream processor");
+            return Err(Error::config(
+                "input",
+                "a video frame given to an audio bundle's stream: it takes samples (push)",
+            ));
         };
         if !decim.keep(frame) {
             return Ok(());

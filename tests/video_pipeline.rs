@@ -320,3 +320,25 @@ fn video_errors_are_clear() {
         "{out}"
     );
 }
+
+/// The wrong kind of input is an error, not a panic, and leaves the stream
+/// as it was.
+#[test]
+fn the_wrong_kind_of_input_is_an_error() {
+    let video = Recognizer::new(Bundle::load(root().join("models/action")).unwrap()).unwrap();
+    let mut p = video.stream().unwrap();
+    let e = p.push(&[0.0; 160], &mut Output::default()).unwrap_err();
+    assert!(e.to_string().contains("video bundle's stream"), "{e}");
+    assert_eq!(p.stats().samples, 0);
+    let audio =
+        Recognizer::new(Bundle::load(root().join("fixtures/bundles/tone")).unwrap()).unwrap();
+    let mut p = audio.stream().unwrap();
+    let frame = seqrec::source::Frame {
+        width: 2,
+        height: 2,
+        rgb: vec![0; 12],
+        ..Default::default()
+    };
+    let e = p.push_frame(&frame, &mut Output::default()).unwrap_err();
+    assert!(e.to_string().contains("audio bundle's stream"), "{e}");
+}
