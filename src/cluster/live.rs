@@ -415,6 +415,7 @@ impl Owner {
         let mut msgs = self.chunks(&live, stream_seq + 1).await?;
         let mut since_ck = 0u64;
         let format = self.meta.format.clone();
+        let (mut caught_up, mut replayed) = (false, 0u64);
         loop {
             if lost.load(Ordering::SeqCst) {
                 return Ok(Ended::Lost);
@@ -448,7 +449,21 @@ impl Owner {
                     continue;
                 }
             };
-            let sseq = m.info().map_or(stream_seq + 1, |i| i.stream_sequence);
+            let (sseq, pending) = m
+                .info()
+                .map_or((stream_seq + 1, 0), |i| (i.stream_sequence, i.pending));
+            if pending == 0 && !caught_up {
+                caught_up = true;
+                if self.verbose {
+                    eprintln!(
+                        "worker {}: caught up with stream {} after {replayed} chunks, {:.3} s after taking it",
+                        self.worker,
+                        self.id,
+                        t0.elapsed().as_secs_f64()
+                    );
+                }
+            }
+            replayed += 1;
             let Some(seq) = header_u64(m.headers.as_ref(), SEQ_HEADER) else {
                 let lines = vec![(
                     "error",

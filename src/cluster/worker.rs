@@ -258,6 +258,9 @@ impl Claim {
                         }
                         let me = self.o.name.clone();
                         let Ok(rev) = self.leases.create(id, me.into()).await else { continue };
+                        if self.o.verbose {
+                            eprintln!("worker {}: won the lease of {id}", self.o.name);
+                        }
                         owned.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone());
                         let owner = Owner {
                             cl: self.cl.clone(),
