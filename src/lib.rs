@@ -25,7 +25,9 @@
 //! * [`decision`]: per-step scores to labelled events;
 //! * [`sink`]: JSON Lines / CSV records and PNG plots;
 //! * [`serve`]: many streams in one process over WebSocket, their model
-//!   calls batched together, their state movable ([`pipeline::StreamState`]).
+//!   calls batched together, their state movable ([`pipeline::StreamState`]);
+//! * [`cluster`]: many machines, on NATS JetStream: batch jobs that survive a
+//!   worker's death, live streams whose state moves to another worker.
 //!
 //! A model is loaded once and shared ([`pipeline::Recognizer`]); each stream
 //! owns its state ([`pipeline::StreamProcessor`]), and every stateful stage
