@@ -3,7 +3,7 @@
 //!
 //! A round gathers what streams have sent (waiting at most `batch_wait` for
 //! more once the first piece is in, and taking at most `max_batch` streams),
-//! then runs each stage once for all of them ([`CrossBatch`]):
+//! then runs each stage once for all of them (`CrossBatch`):
 //!
 //! ```text
 //!  stream 1 ─ front end ─┐                      ┌─ steps ─┐            ┌─ decision ─▶ replies

@@ -108,7 +108,7 @@ impl FfmpegVideo {
     /// Opens a video file.
     ///
     /// # Errors
-    /// See the [module documentation](self).
+    /// See the module documentation of `source::video::ffmpeg`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
