@@ -82,3 +82,31 @@ fn serve_snapshot_tokens() {
         }
     }
 }
+
+#[test]
+fn wire_messages() {
+    use seqrec::source::pcm::{PcmFormat, decode};
+    for data in inputs("messages") {
+        let Some((&which, rest)) = data.split_first() else {
+            continue;
+        };
+        match which % 4 {
+            0 => {
+                let _ = decode(PcmFormat::S16le, rest);
+            }
+            1 => {
+                if let Ok(v) = decode(PcmFormat::F32le, rest) {
+                    assert!(v.iter().all(|x| x.is_finite()));
+                }
+            }
+            2 => {
+                if let Ok(t) = std::str::from_utf8(rest) {
+                    let _ = seqrec::serve::parse_control(t);
+                }
+            }
+            _ => {
+                let _ = seqrec::cluster::parse_job(rest);
+            }
+        }
+    }
+}
