@@ -185,6 +185,14 @@ fn f32le(x: &[f32]) -> Vec<u8> {
     x.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
+/// The event records among a stream's outputs.
+fn events_of(outs: &[seqrec::cluster::Output]) -> Vec<String> {
+    outs.iter()
+        .filter(|o| o.kind == "event")
+        .map(|o| o.record.clone())
+        .collect()
+}
+
 /// Indices 0, 1, ... each once, the last a `done`.
 fn check_indices(outs: &[seqrec::cluster::Output]) {
     for (i, o) in outs.iter().enumerate() {
@@ -268,11 +276,7 @@ fn a_live_stream_moves_when_its_owner_dies() {
     });
     let (dead, t_kill) = killed.expect("the owner was killed mid-stream");
     check_indices(&outs);
-    let events: Vec<String> = outs
-        .iter()
-        .filter(|o| o.kind == "event")
-        .map(|o| o.record.clone())
-        .collect();
+    let events = events_of(&outs);
     assert_eq!(events, want, "events differ from one uninterrupted stream");
     assert!(outs.iter().all(|o| o.kind != "error"), "{outs:?}");
     let heir: Vec<&Worker> = ws
@@ -322,11 +326,7 @@ fn a_nats_node_killed_mid_batch_and_mid_stream_loses_nothing() {
     });
     assert!(node_killed);
     check_indices(&outs);
-    let events: Vec<String> = outs
-        .iter()
-        .filter(|o| o.kind == "event")
-        .map(|o| o.record.clone())
-        .collect();
+    let events = events_of(&outs);
     assert_eq!(events, want_live);
     let out = sub.wait_with_output().unwrap();
     assert!(
@@ -416,11 +416,7 @@ fn bad_input_gives_error_records_not_stuck_jobs() {
     assert!(errors[0].contains("chunk 5: 3 bytes is not whole 32-bit float samples"));
     assert!(errors[1].contains("chunk 9: sample 1 is not a finite number"));
     let want_live = uninterrupted("bad1", &x[..16000 * 3]);
-    let events: Vec<String> = outs
-        .iter()
-        .filter(|o| o.kind == "event")
-        .map(|o| o.record.clone())
-        .collect();
+    let events = events_of(&outs);
     assert_eq!(events, want_live, "the good chunks as one stream");
 }
 
@@ -454,11 +450,7 @@ fn a_worker_stopped_with_sigterm_hands_its_stream_over() {
     });
     let (gone, t_stop) = stopped.expect("the owner was stopped mid-stream");
     check_indices(&outs);
-    let events: Vec<String> = outs
-        .iter()
-        .filter(|o| o.kind == "event")
-        .map(|o| o.record.clone())
-        .collect();
+    let events = events_of(&outs);
     assert_eq!(events, want);
     let heir = ws
         .iter()

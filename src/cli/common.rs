@@ -408,3 +408,12 @@ impl ResultsOut {
         Ok(())
     }
 }
+
+/// This machine's name (for default worker and stream names).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".into())
+}

@@ -215,9 +215,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         );
     }
     if let Some(urls) = &a.publish {
-        let host = std::fs::read_to_string("/etc/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_else(|_| "host".into());
+        let host = super::common::hostname();
         let folder = a
             .bundle
             .canonicalize()

@@ -93,9 +93,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         .map(|(n, r)| (n, Arc::new(r)))
         .collect();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let host = std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "host".into());
+    let host = super::common::hostname();
     let name = a
         .name
         .clone()

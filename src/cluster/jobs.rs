@@ -320,20 +320,12 @@ async fn upload(store: &jetstream::object_store::ObjectStore, f: &Path, id: &str
 async fn publish_job(cl: &Cluster, bundle: &str, job: &Job) -> Result<()> {
     let body = serde_json::to_vec(job).unwrap_or_default();
     let subject = cl.layout.job_subject(bundle);
-    retry(&format!("queueing {}", job.name), || {
-        let mut h = async_nats::HeaderMap::new();
-        h.insert(JOB_HEADER, job.id.as_str());
-        // The same id on a retry: the stream keeps one copy.
-        h.insert("Nats-Msg-Id", job.id.as_str());
-        let (js, subject, body) = (cl.js.clone(), subject.clone(), body.clone());
-        async move {
-            js.publish_with_headers(subject, h, body.into())
-                .await?
-                .await
-        }
-    })
-    .await?;
-    Ok(())
+    let mut h = async_nats::HeaderMap::new();
+    h.insert(JOB_HEADER, job.id.as_str());
+    // The same id on a retry: the stream keeps one copy.
+    h.insert("Nats-Msg-Id", job.id.as_str());
+    cl.publish_stored(&format!("queueing {}", job.name), subject, h, body.into())
+        .await
 }
 
 pub(crate) async fn put_result(results: &kv::Store, id: &str, r: &JobResult) -> Result<()> {

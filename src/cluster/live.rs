@@ -161,24 +161,18 @@ impl Producer {
         let subject = self.cl.layout.chunk_subject(&self.id);
         let seq = self.seq;
         let msg_id = format!("{}:{seq}", self.id);
-        let mk = || {
-            let mut h = async_nats::HeaderMap::new();
-            h.insert(SEQ_HEADER, seq.to_string().as_str());
-            h.insert("Nats-Msg-Id", msg_id.as_str());
-            if end {
-                h.insert(END_HEADER, "1");
-            }
-            h
-        };
+        let mut h = async_nats::HeaderMap::new();
+        h.insert(SEQ_HEADER, seq.to_string().as_str());
+        h.insert("Nats-Msg-Id", msg_id.as_str());
+        if end {
+            h.insert(END_HEADER, "1");
+        }
         // One chunk at a time, each stored before the next: a chunk whose
         // store failed (a node died, its stream is electing a leader) is sent
         // again under the same id (stored once), and the order holds.
-        retry("sending a chunk", || {
-            let (js, subject, payload, h) =
-                (self.cl.js.clone(), subject.clone(), payload.clone(), mk());
-            async move { js.publish_with_headers(subject, h, payload).await?.await }
-        })
-        .await?;
+        self.cl
+            .publish_stored("sending a chunk", subject, h, payload)
+            .await?;
         self.seq += 1;
         Ok(())
     }
@@ -586,20 +580,14 @@ impl Owner {
                 return Ok(());
             }
             let msg_id = format!("{}:{k}", self.id);
-            retry("publishing an output", || {
-                let mut h = async_nats::HeaderMap::new();
-                h.insert(INDEX_HEADER, k.to_string().as_str());
-                h.insert(KIND_HEADER, kind);
-                // The same id from any owner: the stream keeps one copy.
-                h.insert("Nats-Msg-Id", msg_id.as_str());
-                let (js, subject, body) = (self.cl.js.clone(), subject.clone(), line.clone());
-                async move {
-                    js.publish_with_headers(subject, h, body.into())
-                        .await?
-                        .await
-                }
-            })
-            .await?;
+            let mut h = async_nats::HeaderMap::new();
+            h.insert(INDEX_HEADER, k.to_string().as_str());
+            h.insert(KIND_HEADER, kind);
+            // The same id from any owner: the stream keeps one copy.
+            h.insert("Nats-Msg-Id", msg_id.as_str());
+            self.cl
+                .publish_stored("publishing an output", subject.clone(), h, line.into())
+                .await?;
         }
         Ok(())
     }

@@ -270,6 +270,29 @@ impl Cluster {
             .map_err(|e| Error::cluster("flushing", e))
     }
 
+    /// Publishes to a stream and waits until it is stored, retrying through
+    /// failures with the same headers: they carry a `Nats-Msg-Id`, so a
+    /// message stored before a lost acknowledgement is stored once.
+    pub(crate) async fn publish_stored(
+        &self,
+        what: &str,
+        subject: String,
+        headers: async_nats::HeaderMap,
+        body: bytes::Bytes,
+    ) -> Result<()> {
+        retry(what, || {
+            let (js, subject, h, body) = (
+                self.js.clone(),
+                subject.clone(),
+                headers.clone(),
+                body.clone(),
+            );
+            async move { js.publish_with_headers(subject, h, body).await?.await }
+        })
+        .await?;
+        Ok(())
+    }
+
     async fn stream(&self, config: stream::Config) -> Result<stream::Stream> {
         let name = config.name.clone();
         retry(&format!("stream {name}"), || {
