@@ -100,7 +100,7 @@ fn deliveries_after_the_first(ws: &[Worker]) -> usize {
         .sum()
 }
 
-/// The audio of the live tests: the three clips twice, 15.4 s.
+/// The audio of the live tests: the three clips twice, 15.7 s.
 fn live_audio() -> Vec<f32> {
     use seqrec::source::AudioSource;
     let mut all = Vec::new();
