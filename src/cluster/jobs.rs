@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::{Cluster, JOB_HEADER, now_s, retry};
 use crate::error::{Error, Result};
 use crate::pipeline::Recognizer;
-use crate::sink::records::Emit;
+use crate::sink::records::{Emit, error_line};
 
 /// How long results and inputs are kept when nobody collects them.
 const KEEP: Duration = Duration::from_secs(86400);
@@ -93,23 +93,6 @@ pub enum SubmitProgress {
     NoWorkers(Duration),
 }
 
-fn emit_name(e: Emit) -> &'static str {
-    match e {
-        Emit::Events => "events",
-        Emit::Posteriors => "posteriors",
-        Emit::Summary => "summary",
-    }
-}
-
-pub(crate) fn parse_emit(s: &str) -> Option<Emit> {
-    match s {
-        "events" => Some(Emit::Events),
-        "posteriors" => Some(Emit::Posteriors),
-        "summary" => Some(Emit::Summary),
-        _ => None,
-    }
-}
-
 /// Runs `files` on the cluster's workers of `o.bundle` and hands each
 /// input's JSON Lines to `on_result` in input order, with whether it
 /// succeeded; `on_progress` hears of queueing and stalls.
@@ -172,7 +155,7 @@ pub async fn submit(
                 let mut job = Job {
                     id: id.clone(),
                     name: name.clone(),
-                    emit: emit_name(emit).into(),
+                    emit: emit.name().into(),
                     object: None,
                     path: None,
                     fps,
@@ -186,7 +169,7 @@ pub async fn submit(
                         Ok(()) => job.object = Some(id.clone()),
                         // Unreadable here: its error record, as batch writes one.
                         Err(e) => {
-                            let (ok, lines) = (false, error_lines(&name, &e.to_string()));
+                            let (ok, lines) = (false, error_line(&name, &e.to_string()));
                             let r = JobResult {
                                 ok,
                                 lines,
@@ -272,27 +255,19 @@ pub async fn submit(
         }
     }
     // Tidy up what this batch left (best effort: both expire anyway).
+    let store = if o.shared_path {
+        None
+    } else {
+        cl.inputs().await.ok()
+    };
     for i in 0..n {
         let id = format!("{batch}.{i}");
         let _ = results.purge(&id).await;
-        if !o.shared_path
-            && let Ok(store) = cl.inputs().await
-        {
+        if let Some(store) = &store {
             let _ = store.delete(&id).await;
         }
     }
     Ok(())
-}
-
-fn error_lines(name: &str, msg: &str) -> String {
-    let mut w = crate::sink::records::RecordWriter::new(
-        Vec::new(),
-        crate::sink::records::Format::Jsonl,
-        Emit::Events,
-        Vec::new(),
-    );
-    let _ = w.error(name, msg);
-    String::from_utf8_lossy(&w.into_inner().unwrap_or_default()).into_owned()
 }
 
 async fn upload(store: &jetstream::object_store::ObjectStore, f: &Path, id: &str) -> Result<()> {
@@ -369,7 +344,7 @@ impl JobRunner {
                 if let Some(id) = header_id {
                     let r = JobResult {
                         ok: false,
-                        lines: error_lines(&id, &format!("not a seqrec job: {e}")),
+                        lines: error_line(&id, &format!("not a seqrec job: {e}")),
                         worker: self.worker.clone(),
                         delivered,
                     };
@@ -418,7 +393,7 @@ impl JobRunner {
                 "given to workers {} times without a result (they died or stalled on it); not tried again",
                 delivered - 1
             );
-            (false, error_lines(&job.name, &msg))
+            (false, error_line(&job.name, &msg))
         } else {
             self.run(&job).await
         };
@@ -448,10 +423,10 @@ impl JobRunner {
     }
 
     async fn run(&self, job: &Job) -> (bool, String) {
-        let Some(emit) = parse_emit(&job.emit) else {
+        let Some(emit) = Emit::parse(&job.emit) else {
             return (
                 false,
-                error_lines(
+                error_line(
                     &job.name,
                     &format!("emit `{}`: events, posteriors or summary", job.emit),
                 ),
@@ -461,9 +436,9 @@ impl JobRunner {
             (_, Some(p)) => (PathBuf::from(p), None),
             (Some(obj), None) => match self.download(obj, &job.name).await {
                 Ok(p) => (p.clone(), Some(p)),
-                Err(e) => return (false, error_lines(&job.name, &e.to_string())),
+                Err(e) => return (false, error_line(&job.name, &e.to_string())),
             },
-            (None, None) => return (false, error_lines(&job.name, "the job names no input")),
+            (None, None) => return (false, error_line(&job.name, "the job names no input")),
         };
         let rec = Arc::clone(&self.rec);
         let (name, threads, fps) = (job.name.clone(), self.threads, job.fps);
@@ -472,7 +447,7 @@ impl JobRunner {
             crate::sink::records::file_records(&rec, &p, &name, emit, threads, fps)
         })
         .await
-        .unwrap_or_else(|_| (false, error_lines(&job.name, "processing panicked")));
+        .unwrap_or_else(|_| (false, error_line(&job.name, "processing panicked")));
         if let Some(t) = tmp {
             let _ = tokio::fs::remove_file(t).await;
         }

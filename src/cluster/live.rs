@@ -666,5 +666,7 @@ fn event_record(id: &str, e: &crate::decision::Event) -> String {
 }
 
 fn error_record(id: &str, msg: &str) -> String {
-    serde_json::json!({"file": id, "error": msg}).to_string()
+    let mut s = crate::sink::records::error_line(id, msg);
+    s.truncate(s.trim_end().len());
+    s
 }

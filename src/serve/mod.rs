@@ -918,9 +918,8 @@ async fn recognize(
             .into_response();
     };
     let emit = match q.emit.as_deref() {
-        None | Some("events") => crate::sink::records::Emit::Events,
-        Some("posteriors") => crate::sink::records::Emit::Posteriors,
-        Some("summary") => crate::sink::records::Emit::Summary,
+        None => crate::sink::records::Emit::Events,
+        Some(e) if let Some(emit) = crate::sink::records::Emit::parse(e) => emit,
         Some(e) => {
             let msg = format!("emit=`{e}`: events, posteriors or summary");
             return (
@@ -966,16 +965,9 @@ fn recognize_file(
         .map_err(|e| Error::io(&dir, e))
         .and_then(|()| std::fs::write(&path, body).map_err(|e| Error::io(&path, e)));
     if let Err(e) = written {
-        let mut w = crate::sink::records::RecordWriter::new(
-            Vec::new(),
-            crate::sink::records::Format::Jsonl,
-            emit,
-            rec.labels().to_vec(),
-        );
-        let _ = w.error(name, &e.to_string());
         return (
             false,
-            String::from_utf8_lossy(&w.into_inner().unwrap_or_default()).into_owned(),
+            crate::sink::records::error_line(name, &e.to_string()),
         );
     }
     let r = crate::sink::records::file_records(rec, &path, name, emit, 1, None);

@@ -42,6 +42,32 @@ pub enum Emit {
     Summary,
 }
 
+impl Emit {
+    /// The name `--emit` and the protocols use: `events`, `posteriors`, `summary`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Emit::Events => "events",
+            Emit::Posteriors => "posteriors",
+            Emit::Summary => "summary",
+        }
+    }
+
+    /// The `Emit` of [`Emit::name`].
+    pub fn parse(s: &str) -> Option<Emit> {
+        [Emit::Events, Emit::Posteriors, Emit::Summary]
+            .into_iter()
+            .find(|e| e.name() == s)
+    }
+}
+
+/// One error record as a JSON Lines line (with its newline), for the callers
+/// that hand records on one by one (the server, the cluster).
+pub fn error_line(file: &str, error: &str) -> String {
+    let mut s = serde_json::to_string(&ErrorLine { file, error }).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
 /// Mean posterior per label over `posteriors` (`[steps * n]`), in f64.
 fn mean_posteriors(posteriors: &[f32], n: usize) -> Vec<f64> {
     let mut sum = vec![0f64; n];
